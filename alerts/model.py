@@ -1,0 +1,85 @@
+"""Alert types, severities and the Alert as the API returns it (CONTRACT 2.3)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class AlertType(StrEnum):
+    SEAL_BREAK = "seal_break"
+    ROUTE_DEVIATION = "route_deviation"
+    UNSCHEDULED_STOP = "unscheduled_stop"
+    SIGNAL_LOST = "signal_lost"
+    UNEXPECTED_MOVEMENT = "unexpected_movement"
+    WRONG_DESTINATION = "wrong_destination"
+    OVERDUE = "overdue"
+    GPS_JUMP = "gps_jump"
+    LOW_BATTERY = "low_battery"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    WARNING = "warning"
+
+
+class AlertStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+SEVERITY: dict[AlertType, Severity] = {
+    AlertType.SEAL_BREAK: Severity.CRITICAL,
+    AlertType.ROUTE_DEVIATION: Severity.MAJOR,
+    AlertType.UNSCHEDULED_STOP: Severity.MAJOR,
+    AlertType.SIGNAL_LOST: Severity.MAJOR,
+    AlertType.UNEXPECTED_MOVEMENT: Severity.MAJOR,
+    AlertType.WRONG_DESTINATION: Severity.MAJOR,
+    AlertType.OVERDUE: Severity.MINOR,
+    AlertType.GPS_JUMP: Severity.WARNING,
+    AlertType.LOW_BATTERY: Severity.WARNING,
+}
+
+# A seal break is evidence; only a person may close it.
+NEVER_AUTO_RESOLVE: frozenset[AlertType] = frozenset({AlertType.SEAL_BREAK})
+
+
+class Alert(BaseModel):
+    """One alert. Times are RFC 3339 in UTC."""
+
+    id: str
+    type: AlertType
+    severity: Severity
+    status: AlertStatus
+    trip_id: str | None
+    crate_id: str | None
+    tracker_id: str
+    ts: str = Field(..., description="event time at which the condition began")
+    raised_at: str = Field(..., description="server wall-clock time when the alert was created")
+    lat: float | None = None
+    lon: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlertAction(StrEnum):
+    RAISE = "raise"  # the condition holds: create the alert, or update the unresolved one
+    RESOLVE = "resolve"  # the condition ended: resolve the unresolved one, if the type allows it
+
+
+class AlertEvent(BaseModel):
+    """What a detector emits; the alert store turns it into an Alert change."""
+
+    action: AlertAction
+    type: AlertType
+    tracker_id: str
+    trip_id: str | None = None
+    crate_id: str | None = None
+    ts: float  # event time (Unix seconds) at which the condition began, or ended for RESOLVE
+    lat: float | None = None
+    lon: float | None = None
+    details: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,3 @@
+"""Kawal: real-time custody watch for sealed logistics crates."""
+
+__version__ = "0.1.0"

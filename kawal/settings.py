@@ -1,0 +1,45 @@
+"""All configuration, read once from ``KAWAL_*`` environment variables (CONTRACT section 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAWAL_", extra="ignore")
+
+    # MQTT: unset means an embedded broker started by Kawal itself.
+    mqtt_url: str | None = Field(None, description="mqtt://[user:pass@]host:port of the broker")
+    mqtt_client_id: str = Field("kawal", description="client id of the persistent MQTT session")
+    mqtt_share_group: str | None = Field(
+        None, description="join $share/<group>/... so several Kawal processes split the load"
+    )
+    mqtt_session_expiry_s: int = Field(7 * 24 * 3600, description="MQTT 5 session expiry interval")
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = Field("auto", description="MQTT protocol version")
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        "auto", description="embedded broker: a private mosquitto when installed, else amqtt"
+    )
+    embedded_mqtt_host: str = "127.0.0.1"
+    embedded_mqtt_port: int = Field(1883, description="port of the embedded broker (0 picks a free one)")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+
+    db: Path = Field(Path("./kawal.db"), description="path of the embedded SQLite database")
+
+    influx_url: str | None = None
+    influx_token: SecretStr | None = None
+    influx_org: str = "kawal"
+    influx_bucket: str = "kawal"
+    influx_batch_size: int = 5000
+
+    clock: Literal["wall", "event"] = "wall"
+    admin_token: SecretStr | None = None
+
+    tick_interval_s: float = Field(1.0, description="how often time-driven checks run (wall clock)")
+    snapshot_interval_s: float = Field(10.0, description="how often detector state is snapshotted")
+    tile_url: str | None = Field(None, description="optional base-map tile URL for the dashboard")

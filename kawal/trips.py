@@ -1,0 +1,196 @@
+"""Trips: one leg of a crate's journey, with its planned route, zones and schedule (CONTRACT 2.2)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+
+from kawal.db import Database
+from kawal.timeutil import parse_time, rfc3339
+
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+
+# Documented defaults for the per-trip thresholds (see docs/detection.md for where each comes from).
+DEFAULT_CORRIDOR_M = 200.0
+DEFAULT_MAX_STOP_MIN = 10.0
+DEFAULT_MAX_SILENCE_MIN = 15.0
+DEFAULT_ZONE_RADIUS_M = 150.0
+DEFAULT_STOP_RADIUS_M = 100.0
+
+
+def _unix(v: Any) -> float:
+    return parse_time(v)
+
+
+class Zone(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(..., max_length=200)
+    lat: float = Field(..., ge=-90, le=90)
+    lon: float = Field(..., ge=-180, le=180)
+    radius_m: float = Field(DEFAULT_ZONE_RADIUS_M, gt=0, le=50_000)
+
+
+class Destination(Zone):
+    open_after: float | None = Field(
+        None, description="from this time on, opening the seal inside the zone is expected"
+    )
+
+    @field_validator("open_after", mode="before")
+    @classmethod
+    def _parse_open_after(cls, v: Any) -> float | None:
+        return None if v is None else _unix(v)
+
+    @field_serializer("open_after")
+    def _ser_open_after(self, v: float | None) -> str | None:
+        return rfc3339(v)
+
+
+class Stop(Zone):
+    radius_m: float = Field(DEFAULT_STOP_RADIUS_M, gt=0, le=50_000)
+
+
+class TripIn(BaseModel):
+    """The body of PUT /api/v1/trips/{trip_id}. Times accept RFC 3339 or Unix seconds."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "example": {
+                "crate_id": "JBG-KS-0001",
+                "tracker_id": "TRK-0001",
+                "origin": {"name": "Gudang KPU Jombang", "lat": -7.5460, "lon": 112.2330, "radius_m": 150},
+                "destination": {
+                    "name": "PPK Diwek",
+                    "lat": -7.5850,
+                    "lon": 112.2300,
+                    "radius_m": 150,
+                    "open_after": "2024-11-27T06:00:00+07:00",
+                },
+                "route": [[-7.5460, 112.2330], [-7.5600, 112.2310], [-7.5850, 112.2300]],
+                "stops": [{"name": "Pos Polisi Diwek", "lat": -7.5700, "lon": 112.2305, "radius_m": 100}],
+                "depart_after": "2024-11-20T07:00:00+07:00",
+                "arrive_by": "2024-11-20T10:00:00+07:00",
+                "corridor_m": 200,
+                "max_stop_min": 10,
+                "max_silence_min": 15,
+            }
+        },
+    )
+
+    crate_id: Identifier
+    tracker_id: Identifier
+    origin: Zone
+    destination: Destination
+    route: list[tuple[float, float]] = Field(..., min_length=2, max_length=100_000)
+    stops: list[Stop] = Field(default_factory=list, max_length=1000)
+    depart_after: float
+    arrive_by: float
+    corridor_m: float = Field(DEFAULT_CORRIDOR_M, gt=0, le=100_000)
+    max_stop_min: float = Field(DEFAULT_MAX_STOP_MIN, gt=0, le=7 * 24 * 60)
+    max_silence_min: float = Field(DEFAULT_MAX_SILENCE_MIN, gt=0, le=7 * 24 * 60)
+
+    @field_validator("depart_after", "arrive_by", mode="before")
+    @classmethod
+    def _parse_times(cls, v: Any) -> float:
+        return _unix(v)
+
+    @field_validator("route")
+    @classmethod
+    def _check_route(cls, route: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for i, (lat, lon) in enumerate(route):
+            if not (-90 <= lat <= 90) or not (-180 <= lon <= 180):
+                raise ValueError(f"route point {i} is out of range: [{lat}, {lon}]")
+        return route
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> TripIn:
+        if self.arrive_by <= self.depart_after:
+            raise ValueError("arrive_by must come after depart_after")
+        return self
+
+    @field_serializer("depart_after", "arrive_by")
+    def _ser_times(self, v: float) -> str | None:
+        return rfc3339(v)
+
+
+class Trip(TripIn):
+    """A stored trip: the body plus its id and bookkeeping times."""
+
+    trip_id: Identifier
+    created_at: float | None = None
+    updated_at: float | None = None
+
+    @field_validator("created_at", "updated_at", mode="before")
+    @classmethod
+    def _parse_bookkeeping(cls, v: Any) -> float | None:
+        return None if v is None else _unix(v)
+
+    @field_serializer("created_at", "updated_at")
+    def _ser_bookkeeping(self, v: float | None) -> str | None:
+        return rfc3339(v)
+
+
+class TripRepository:
+    """Trips in SQLite. Readers get Trip objects; times are stored as Unix seconds."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def put(self, trip_id: str, body: TripIn, now: float | None = None) -> tuple[Trip, bool]:
+        """Create or replace. Returns (trip, created)."""
+        now = time.time() if now is None else now
+        with self.db.write() as c:
+            row = c.execute("SELECT created_at FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
+            created_at = row["created_at"] if row else now
+            trip = Trip(**body.model_dump(mode="json"), trip_id=trip_id, created_at=created_at, updated_at=now)
+            c.execute(
+                "INSERT OR REPLACE INTO trips (trip_id, tracker_id, crate_id, depart_after, arrive_by, body,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    trip_id,
+                    trip.tracker_id,
+                    trip.crate_id,
+                    trip.depart_after,
+                    trip.arrive_by,
+                    trip.model_dump_json(),
+                    created_at,
+                    now,
+                ),
+            )
+        return trip, row is None
+
+    def get(self, trip_id: str) -> Trip | None:
+        row = self.db.conn().execute("SELECT body FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
+        return None if row is None else Trip.model_validate(json.loads(row["body"]))
+
+    def list(self, tracker_id: str | None = None, crate_id: str | None = None) -> list[Trip]:
+        q, args = "SELECT body FROM trips", []
+        where = []
+        if tracker_id is not None:
+            where.append("tracker_id = ?")
+            args.append(tracker_id)
+        if crate_id is not None:
+            where.append("crate_id = ?")
+            args.append(crate_id)
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        q += " ORDER BY depart_after, trip_id"
+        return [Trip.model_validate(json.loads(r["body"])) for r in self.db.conn().execute(q, args)]
+
+
+def bound_trip(trips: list[Trip], at: float) -> Trip | None:
+    """The trip a tracker is bound to at time `at` (CONTRACT 2.2).
+
+    The latest trip whose depart_after has passed; before the first departure, the first trip
+    (its crate is then in storage at that trip's origin).
+    """
+    if not trips:
+        return None
+    started = [t for t in trips if t.depart_after <= at]
+    if started:
+        return max(started, key=lambda t: (t.depart_after, t.trip_id))
+    return min(trips, key=lambda t: (t.depart_after, t.trip_id))

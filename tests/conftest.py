@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import KawalServer, Mosquitto, VictoriaMetrics
+
+
+def _need(binary: str) -> None:
+    if shutil.which(binary) is None and not Path(f"/usr/sbin/{binary}").exists():
+        pytest.fail(f"{binary} is not installed: run the README's test command, which installs it")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A private Mosquitto on a free port."""
+    _need("mosquitto")
+    broker = Mosquitto(tmp_path / "mosquitto").start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """Start private Mosquitto brokers with extra config lines (auth, ACLs)."""
+    _need("mosquitto")
+    started: list[Mosquitto] = []
+
+    def make(extra_config: str = "", name: str = "mosquitto") -> Mosquitto:
+        b = Mosquitto(tmp_path / f"{name}-{len(started)}", extra_config=extra_config).start()
+        started.append(b)
+        return b
+
+    yield make
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A private VictoriaMetrics on a free port, keeping historical timestamps."""
+    _need("victoria-metrics")
+    vm = VictoriaMetrics(tmp_path / "vm").start()
+    yield vm
+    vm.stop()
+
+
+@pytest.fixture
+def kawal_factory(tmp_path: Path) -> Iterator[Callable[..., KawalServer]]:
+    """Start `kawal serve` processes: kawal_factory(env={...}, name=...)."""
+    started: list[KawalServer] = []
+
+    def make(env: dict[str, str] | None = None, name: str = "kawal", start: bool = True) -> KawalServer:
+        srv = KawalServer(tmp_path / name, env=dict(env or {}))
+        started.append(srv)
+        return srv.start() if start else srv
+
+    yield make
+    for s in started:
+        s.stop()
