@@ -1,0 +1,1 @@
+"""Anomaly detection: one streaming detector per alert type, behind one small interface."""

@@ -1,0 +1,1 @@
+"""The HTTP API (CONTRACT section 2) and the ops dashboard."""

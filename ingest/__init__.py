@@ -1,0 +1,1 @@
+"""Ingest: MQTT in, validated readings stored exactly once (SQLite, optionally InfluxDB)."""

@@ -1,0 +1,3 @@
+from kawal.cli import main
+
+main()

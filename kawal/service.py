@@ -1,0 +1,262 @@
+"""Builds every stage and runs them: MQTT -> decode -> store + detect -> alerts -> API and dashboard.
+
+Threads: the MQTT client's network thread (only enqueues), one ingest worker (decode, store, detect, ack),
+the InfluxDB forwarder (optional), and uvicorn for the API. Detection state is touched only under
+`SerialDetector`'s lock, so the API can hand it trip changes safely.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from alerts.broadcast import Broadcaster
+from alerts.store import AlertStore
+from anomaly.engine import DetectionEngine
+from api.app import create_app
+from api.auth import TokenStore
+from api.deps import AppContext
+from devices.reading import Reading
+from devices.registry import TrackerRegistry
+from ingest.influx import InfluxForwarder
+from ingest.mqtt import MqttConsumer
+from ingest.pipeline import IngestPipeline
+from ingest.readings import ReadingStore
+from kawal.audit import AuditLog
+from kawal.broker import EmbeddedBroker
+from kawal.clock import Clock, make_clock
+from kawal.db import Database
+from kawal.metrics import Metrics
+from kawal.settings import Settings
+from kawal.trips import Trip, TripRepository
+
+log = logging.getLogger(__name__)
+
+REPLAY_BATCH = 5000
+TRIPS_POLL_S = 5.0
+
+
+class SerialDetector:
+    """The detection engine behind one lock, with snapshots and trip reloads done between batches.
+
+    `tick` runs on the ingest worker after a batch is fully stored and processed, so a snapshot taken
+    there reflects exactly the readings up to `readings.max_id()`.
+    """
+
+    def __init__(
+        self,
+        engine: DetectionEngine,
+        db: Database,
+        readings: ReadingStore,
+        trips: TripRepository,
+        snapshot_interval_s: float,
+    ) -> None:
+        self.engine = engine
+        self.db = db
+        self.readings = readings
+        self.trips = trips
+        self.snapshot_interval_s = snapshot_interval_s
+        self._lock = threading.Lock()
+        self._last_snapshot = time.monotonic()
+        self._last_trips_poll = time.monotonic()
+        self._trips_version = self._read_trips_version()
+
+    # The Detector protocol of ingest.pipeline.
+    def process(self, readings: Sequence[Reading]) -> None:
+        with self._lock:
+            self.engine.process(readings)
+
+    def on_status(self, tracker_id: str, status: str, at: float) -> None:
+        with self._lock:
+            self.engine.on_status(tracker_id, status, at)
+
+    def tick(self, now: float) -> None:
+        with self._lock:
+            self.engine.tick(now)
+        mono = time.monotonic()
+        if mono - self._last_trips_poll >= TRIPS_POLL_S:
+            self._last_trips_poll = mono
+            self.reload_trips_if_changed()
+        if mono - self._last_snapshot >= self.snapshot_interval_s:
+            self.save_snapshot()
+
+    # Trips changed through the API arrive here; a bulk import by CLI is noticed by polling.
+    def upsert_trip(self, trip: Trip) -> None:
+        with self._lock:
+            self.engine.upsert_trip(trip)
+            self._trips_version = self._read_trips_version()
+
+    def reload_trips_if_changed(self) -> None:
+        version = self._read_trips_version()
+        if version != self._trips_version:
+            trips = self.trips.list()
+            with self._lock:
+                self.engine.set_trips(trips)
+                self._trips_version = version
+            log.info("reloaded %d trips", len(trips))
+
+    def _read_trips_version(self) -> tuple[int, float]:
+        row = self.db.conn().execute("SELECT count(*), coalesce(max(updated_at), 0) FROM trips").fetchone()
+        return int(row[0]), float(row[1])
+
+    def save_snapshot(self) -> None:
+        with self._lock:
+            state = self.engine.snapshot()
+            upto = self.readings.max_id()
+        with self.db.write() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO detector_state (id, reading_id, state, saved_at) VALUES (1, ?, ?, ?)",
+                (upto, state, time.time()),
+            )
+        self._last_snapshot = time.monotonic()
+
+    def restore(self) -> int:
+        """Load the last snapshot, then replay stored readings newer than it. Returns readings replayed."""
+        row = self.db.conn().execute("SELECT reading_id, state FROM detector_state WHERE id = 1").fetchone()
+        after = 0
+        if row is not None:
+            try:
+                with self._lock:
+                    self.engine.restore(bytes(row["state"]))
+                after = int(row["reading_id"])
+            except Exception:
+                log.exception("detector snapshot unreadable; rebuilding state from the stored track")
+        replayed = 0
+        while True:
+            batch = self.readings.after_id(after, REPLAY_BATCH)
+            if not batch:
+                break
+            with self._lock:
+                self.engine.process([r for _, r in batch])
+            after = batch[-1][0]
+            replayed += len(batch)
+        return replayed
+
+
+class Health:
+    def __init__(self) -> None:
+        self.stores_open = False
+        self.consumer: MqttConsumer | None = None
+
+    def ready(self) -> bool:
+        return self.stores_open and self.consumer is not None and self.consumer.subscribed.is_set()
+
+
+class Service:
+    def __init__(self, settings: Settings, workdir: Path | None = None) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.metrics = Metrics()
+        self.health = Health()
+        self.clock: Clock = make_clock(settings.clock)
+        self.mqtt_url: str | None = settings.mqtt_url
+        self.broker: EmbeddedBroker | None = None
+        self.consumer: MqttConsumer | None = None
+        self.pipeline: IngestPipeline | None = None
+        self.influx: InfluxForwarder | None = None
+        self.detector: SerialDetector | None = None
+        self._server: uvicorn.Server | None = None
+        self._server_thread: threading.Thread | None = None
+
+    @property
+    def http_url(self) -> str:
+        host = self.settings.http_host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        return f"http://{shown}:{self.settings.http_port}"
+
+    def start(self) -> None:
+        s = self.settings
+        db = Database(s.db)
+        self.db = db
+        readings = ReadingStore(db)
+        registry = TrackerRegistry(db)
+        trips = TripRepository(db)
+        audit = AuditLog(db)
+        broadcaster = Broadcaster()
+        alerts = AlertStore(db, audit, broadcaster, self.metrics)
+        engine = DetectionEngine(sink=alerts.apply)
+        engine.set_trips(trips.list())
+        detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)
+        self.detector = detector
+        replayed = detector.restore()
+        if replayed:
+            log.info("replayed %d stored readings into detection", replayed)
+        self.health.stores_open = True
+
+        if self.mqtt_url is None:
+            # The embedded broker keeps its sessions next to the database, so they outlive a restart.
+            workdir = self.workdir or s.db.parent / f"{s.db.name}.broker"
+            self.broker = EmbeddedBroker(s, workdir)
+            self.mqtt_url = self.broker.start()
+            log.info("embedded %s broker on %s", self.broker.kind, self.mqtt_url)
+
+        self.consumer = MqttConsumer(s, self.mqtt_url, self._on_message, self.metrics)
+        self.pipeline = IngestPipeline(db, readings, registry, detector, self.clock, self.metrics, self.consumer.ack)
+        self.health.consumer = self.consumer
+        self.pipeline.start()
+        self.consumer.start()
+
+        if s.influx_url:
+            self.influx = InfluxForwarder(db, s, self.metrics)
+            self.influx.start()
+
+        ctx = AppContext(
+            settings=s,
+            db=db,
+            metrics=self.metrics,
+            trips=trips,
+            alerts=alerts,
+            broadcaster=broadcaster,
+            readings=readings,
+            registry=registry,
+            tokens=TokenStore(db, s.admin_token.get_secret_value() if s.admin_token else None),
+            health=self.health,
+            on_trip_changed=detector.upsert_trip,
+        )
+        app = create_app(ctx)
+        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._server_thread = threading.Thread(target=self._server.run, name="kawal-http", daemon=True)
+        self._server_thread.start()
+
+    def _on_message(self, msg: object) -> None:
+        assert self.pipeline is not None
+        self.pipeline.submit(msg)  # type: ignore[arg-type]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.health.ready() and self._server is not None and self._server.started:
+                return
+            if self.failed():
+                raise RuntimeError("a component stopped while starting")
+            time.sleep(0.05)
+        raise TimeoutError(f"Kawal not ready after {timeout}s (broker {self.mqtt_url})")
+
+    def failed(self) -> bool:
+        return self._server_thread is not None and not self._server_thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop taking messages, finish what was received, keep the detector state, then close."""
+        if self.consumer is not None:
+            self.consumer.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop(drain=True)
+        if self.detector is not None and self.health.stores_open:
+            try:
+                self.detector.save_snapshot()
+            except Exception:
+                log.exception("could not save the detector snapshot")
+        if self.influx is not None:
+            self.influx.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._server_thread is not None:
+            self._server_thread.join(10)
+        if self.broker is not None:
+            self.broker.stop()

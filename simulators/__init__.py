@@ -1,0 +1,1 @@
+"""Simulated tracker fleets for tests, benchmarks and drills, and detection-quality evaluation."""
