@@ -49,6 +49,17 @@ SEVERITY: dict[AlertType, Severity] = {
 NEVER_AUTO_RESOLVE: frozenset[AlertType] = frozenset({AlertType.SEAL_BREAK})
 
 
+class AlertHistoryEntry(BaseModel):
+    """One change of an alert: who made it and when (``kawal`` for the detectors)."""
+
+    at: str = Field(..., description="server wall-clock time of the change, RFC 3339 UTC")
+    actor: str = Field(..., description="token name, or `kawal` for a detector")
+    action: str = Field(..., description="raise, update, ack, resolve or auto_resolve")
+    status: AlertStatus = Field(..., description="the status after the change")
+    note: str | None = None
+    count: int | None = Field(None, description="for `update`: how many repeats this entry stands for")
+
+
 class Alert(BaseModel):
     """One alert. Times are RFC 3339 in UTC."""
 
@@ -64,6 +75,12 @@ class Alert(BaseModel):
     lat: float | None = None
     lon: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    # Extensions of CONTRACT 2.3.
+    updated_at: str | None = Field(None, description="server wall-clock time of the last change")
+    last_ts: str | None = Field(None, description="event time of the latest raise of this condition")
+    history: list[AlertHistoryEntry] = Field(
+        default_factory=list, description="every status change, who made it and when (oldest first)"
+    )
 
 
 class AlertAction(StrEnum):

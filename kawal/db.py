@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     lat         REAL,
     lon         REAL,
     details     TEXT NOT NULL DEFAULT '{}',
-    history     TEXT NOT NULL DEFAULT '[]'     -- who changed it and when
+    history     TEXT NOT NULL DEFAULT '[]',    -- who changed it and when
+    last_ts     REAL                           -- event time of the latest raise (a new episode changes it)
 );
 -- At most one unresolved alert per (tracker, type), enforced by the database itself.
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts (tracker_id, type) WHERE status != 'resolved';
@@ -113,6 +114,11 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL
 );
+-- Append-only through SQL too; editing the file by other means is what `kawal audit verify` catches.
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
 -- Detector state snapshots, so a restart mid-trip keeps its timers.
 CREATE TABLE IF NOT EXISTS detector_state (

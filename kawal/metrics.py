@@ -42,3 +42,6 @@ class Metrics:
             "kawal_http_request_seconds", "HTTP request duration", ["method", "route"], registry=r
         )
         self.sse_clients = Gauge("kawal_sse_clients", "Connected alert-stream clients", registry=r)
+        self.detector_errors = Counter(
+            "kawal_detector_errors", "Exceptions raised by the detection engine (logged, never fatal)", registry=r
+        )

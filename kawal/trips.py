@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Annotated, Any
 
@@ -20,10 +21,18 @@ DEFAULT_MAX_STOP_MIN = 10.0
 DEFAULT_MAX_SILENCE_MIN = 15.0
 DEFAULT_ZONE_RADIUS_M = 150.0
 DEFAULT_STOP_RADIUS_M = 100.0
+_BOOKKEEPING = frozenset({"trip_id", "created_at", "updated_at"})
+
+
+# Trip times must be representable as RFC 3339 (years 1970 to 9999).
+_MAX_TIME = 253402300799.0
 
 
 def _unix(v: Any) -> float:
-    return parse_time(v)
+    t = parse_time(v)
+    if not 0.0 <= t <= _MAX_TIME:
+        raise ValueError("time must be between 1970-01-01 and 9999-12-31")
+    return t
 
 
 class Zone(BaseModel):
@@ -144,23 +153,29 @@ class TripRepository:
         """Create or replace. Returns (trip, created)."""
         now = time.time() if now is None else now
         with self.db.write() as c:
-            row = c.execute("SELECT created_at FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
-            created_at = row["created_at"] if row else now
-            trip = Trip(**body.model_dump(mode="json"), trip_id=trip_id, created_at=created_at, updated_at=now)
-            c.execute(
-                "INSERT OR REPLACE INTO trips (trip_id, tracker_id, crate_id, depart_after, arrive_by, body,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    trip_id,
-                    trip.tracker_id,
-                    trip.crate_id,
-                    trip.depart_after,
-                    trip.arrive_by,
-                    trip.model_dump_json(),
-                    created_at,
-                    now,
-                ),
-            )
+            return self.put_in(c, trip_id, body, now)
+
+    def put_in(self, c: sqlite3.Connection, trip_id: str, body: TripIn, now: float) -> tuple[Trip, bool]:
+        """`put` inside the caller's write transaction (bulk imports, audit records in the same commit)."""
+        row = c.execute("SELECT created_at FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
+        created_at = row["created_at"] if row else now
+        # The id and bookkeeping times are the store's, whatever extra fields the body carried.
+        fields = {k: v for k, v in body.model_dump(mode="json").items() if k not in _BOOKKEEPING}
+        trip = Trip(**fields, trip_id=trip_id, created_at=created_at, updated_at=now)
+        c.execute(
+            "INSERT OR REPLACE INTO trips (trip_id, tracker_id, crate_id, depart_after, arrive_by, body,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trip_id,
+                trip.tracker_id,
+                trip.crate_id,
+                trip.depart_after,
+                trip.arrive_by,
+                trip.model_dump_json(),
+                created_at,
+                now,
+            ),
+        )
         return trip, row is None
 
     def get(self, trip_id: str) -> Trip | None:

@@ -1,0 +1,365 @@
+"""Alerts in SQLite with their lifecycle (CONTRACT 2.3): open -> acknowledged -> resolved.
+
+"At most one unresolved alert per (tracker, type)" is the partial unique index ``alerts_one_open``; a
+raise is one ``INSERT ... ON CONFLICT ... DO UPDATE`` against it, so racing raises from several threads or
+processes cannot create a twin. Every change, in the same transaction, appends to ``alert_events`` (whose
+id is the live-stream event id), to the audit log, and to the alert's own ``history``. The change is
+published to the broadcaster after the commit.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from alerts.broadcast import Broadcaster
+from alerts.model import (
+    NEVER_AUTO_RESOLVE,
+    SEVERITY,
+    Alert,
+    AlertAction,
+    AlertEvent,
+    AlertHistoryEntry,
+    AlertStatus,
+    AlertType,
+)
+from kawal.audit import AuditLog, canonical_json
+from kawal.db import Database
+from kawal.metrics import Metrics
+from kawal.timeutil import rfc3339
+
+log = logging.getLogger(__name__)
+
+DETECTOR_ACTOR = "kawal"
+HISTORY_LIMIT = 100  # per alert; consecutive detector updates share one entry, so this is rarely reached
+_B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+# A raise: the partial unique index decides insert or update; the WHERE skips repeats that change nothing
+# (same details, position, trip, and the same episode: a condition that began again has a new event time).
+_UPSERT = """
+INSERT INTO alerts (id, type, severity, status, trip_id, crate_id, tracker_id, ts, raised_at, updated_at,
+                    lat, lon, details, history, last_ts)
+VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (tracker_id, type) WHERE status != 'resolved' DO UPDATE SET
+    details = excluded.details,
+    lat = coalesce(excluded.lat, alerts.lat),
+    lon = coalesce(excluded.lon, alerts.lon),
+    trip_id = coalesce(excluded.trip_id, alerts.trip_id),
+    crate_id = coalesce(excluded.crate_id, alerts.crate_id),
+    updated_at = excluded.updated_at,
+    last_ts = excluded.last_ts
+WHERE alerts.details IS NOT excluded.details
+   OR excluded.last_ts IS NOT coalesce(alerts.last_ts, alerts.ts)
+   OR (excluded.lat IS NOT NULL AND (alerts.lat IS NOT excluded.lat OR alerts.lon IS NOT excluded.lon))
+   OR (excluded.trip_id IS NOT NULL AND alerts.trip_id IS NOT excluded.trip_id)
+   OR (excluded.crate_id IS NOT NULL AND alerts.crate_id IS NOT excluded.crate_id)
+RETURNING *
+"""
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlertConflict(ValueError):
+    """The change is not allowed in the alert's current status (e.g. acknowledging a resolved alert)."""
+
+
+def new_alert_id(now: float) -> str:
+    """A ULID-style id: 48 bits of milliseconds + 80 random bits, Crockford base32, 26 characters."""
+    n = (int(now * 1000) & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    return "".join(_B32[(n >> (5 * i)) & 31] for i in range(25, -1, -1))
+
+
+class AlertStore:
+    def __init__(
+        self,
+        db: Database,
+        audit: AuditLog,
+        broadcaster: Broadcaster,
+        metrics: Metrics,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.audit = audit
+        self.broadcaster = broadcaster
+        self.metrics = metrics
+        self._now = now
+
+    # ---- changes -------------------------------------------------------------------------------
+
+    def apply(self, ev: AlertEvent) -> Alert | None:
+        """A detector's event. Returns the changed alert, or None when nothing changed."""
+        if ev.action == AlertAction.RAISE:
+            return self._raise(ev)
+        if ev.type in NEVER_AUTO_RESOLVE:
+            return None
+        now = self._now()
+        with self.db.write() as c:
+            row = c.execute(
+                "SELECT * FROM alerts WHERE tracker_id = ? AND type = ? AND status != 'resolved'",
+                (ev.tracker_id, str(ev.type)),
+            ).fetchone()
+            if row is None:
+                return None
+            reason = ev.details.get("reason") if isinstance(ev.details.get("reason"), str) else None
+            change = self._transition(
+                c, row, AlertStatus.RESOLVED, DETECTOR_ACTOR, "auto_resolve", reason, now
+            )
+        return self._committed(change)
+
+    def ack(self, alert_id: str, actor: str, note: str | None = None) -> Alert:
+        """Acknowledge an open (or already acknowledged) alert. Raises AlertNotFound / AlertConflict."""
+        return self._act(alert_id, actor, note, AlertStatus.ACKNOWLEDGED, "ack")
+
+    def resolve(self, alert_id: str, actor: str, note: str | None = None) -> Alert:
+        """Resolve an unresolved alert. Raises AlertNotFound / AlertConflict."""
+        return self._act(alert_id, actor, note, AlertStatus.RESOLVED, "resolve")
+
+    def _act(self, alert_id: str, actor: str, note: str | None, status: AlertStatus, action: str) -> Alert:
+        now = self._now()
+        with self.db.write() as c:
+            row = c.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            if row is None:
+                raise AlertNotFound(alert_id)
+            if row["status"] == AlertStatus.RESOLVED:
+                raise AlertConflict(f"alert {alert_id} is already resolved")
+            change = self._transition(c, row, status, actor, action, note, now)
+        return self._committed(change)
+
+    def _raise(self, ev: AlertEvent) -> Alert | None:
+        now = self._now()
+        new_id = new_alert_id(now)
+        lat, lon = (ev.lat, ev.lon) if ev.lat is not None and ev.lon is not None else (None, None)
+        details = canonical_json(ev.details)
+        first = [_entry(now, DETECTOR_ACTOR, "raise", AlertStatus.OPEN)]
+        with self.db.write() as c:
+            row = c.execute(
+                _UPSERT,
+                (
+                    new_id,
+                    str(ev.type),
+                    str(SEVERITY[ev.type]),
+                    ev.trip_id,
+                    ev.crate_id,
+                    ev.tracker_id,
+                    ev.ts,
+                    now,
+                    now,
+                    lat,
+                    lon,
+                    details,
+                    json.dumps(first),
+                    ev.ts,
+                ),
+            ).fetchone()
+            if row is None:
+                return None  # a repeat that changes nothing
+            inserted = row["id"] == new_id
+            if inserted:
+                alert = _row_alert(row)
+                action = "raise"
+            else:
+                history = _history(row)
+                last = history[-1] if history else None
+                if last is not None and last.get("action") == "update":
+                    last["at"], last["count"] = rfc3339(now), int(last.get("count") or 1) + 1
+                else:
+                    history.append(_entry(now, DETECTOR_ACTOR, "update", AlertStatus(row["status"]), count=1))
+                history = _trim(history)
+                c.execute("UPDATE alerts SET history = ? WHERE id = ?", (json.dumps(history), row["id"]))
+                alert = _row_alert(row, history)
+                action = "update"
+            change = self._record(c, alert, DETECTOR_ACTOR, action, None, now)
+        if inserted:
+            self.metrics.alerts_raised.labels(type=str(ev.type)).inc()
+            self.metrics.alerts_changed.labels(type=str(ev.type), status="open").inc()
+        return self._committed(change, count=False)
+
+    def _transition(
+        self,
+        c: sqlite3.Connection,
+        row: sqlite3.Row,
+        status: AlertStatus,
+        actor: str,
+        action: str,
+        note: str | None,
+        now: float,
+    ) -> tuple[int, Alert, str]:
+        history = _trim([*_history(row), _entry(now, actor, action, status, note=note)])
+        c.execute(
+            "UPDATE alerts SET status = ?, updated_at = ?, history = ? WHERE id = ?",
+            (str(status), now, json.dumps(history), row["id"]),
+        )
+        alert = _row_alert(row, history).model_copy(update={"status": status, "updated_at": rfc3339(now)})
+        return self._record(c, alert, actor, action, note, now)
+
+    def _record(
+        self, c: sqlite3.Connection, alert: Alert, actor: str, action: str, note: str | None, now: float
+    ) -> tuple[int, Alert, str]:
+        """The event row (stream id) and the audit record of one change, in the caller's transaction."""
+        data = alert.model_dump_json()
+        cur = c.execute(
+            "INSERT INTO alert_events (alert_id, at, alert) VALUES (?, ?, ?)", (alert.id, now, data)
+        )
+        event_id = int(cur.lastrowid or 0)
+        self.audit.append(
+            c,
+            actor,
+            f"alert.{action}",
+            f"alert:{alert.id}",
+            {
+                "type": str(alert.type),
+                "status": str(alert.status),
+                "tracker_id": alert.tracker_id,
+                "trip_id": alert.trip_id,
+                "crate_id": alert.crate_id,
+                "ts": alert.ts,
+                "lat": alert.lat,
+                "lon": alert.lon,
+                "details": alert.details,
+                "note": note,
+                "event_id": event_id,
+            },
+        )
+        return event_id, alert, data
+
+    def _committed(self, change: tuple[int, Alert, str], count: bool = True) -> Alert:
+        event_id, alert, data = change
+        if count:
+            self.metrics.alerts_changed.labels(type=str(alert.type), status=str(alert.status)).inc()
+        try:
+            self.broadcaster.publish(event_id, alert, data)
+        except Exception:  # the change is stored; streams catch up from alert_events
+            log.exception("could not publish alert change %d", event_id)
+        return alert
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def get(self, alert_id: str) -> Alert | None:
+        row = self.db.conn().execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return None if row is None else _row_alert(row)
+
+    def list(
+        self,
+        trip_id: str | None = None,
+        crate_id: str | None = None,
+        tracker_id: str | None = None,
+        types: Iterable[AlertType | str] | None = None,
+        statuses: Iterable[AlertStatus | str] | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        until: float | None = None,
+    ) -> list[Alert]:
+        """Newest first (by raised_at). `since`/`until` bound raised_at (inclusive / exclusive)."""
+        where: list[str] = []
+        args: list[Any] = []
+        for col, val in (("trip_id", trip_id), ("crate_id", crate_id), ("tracker_id", tracker_id)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        for col, vals in (("type", types), ("status", statuses)):
+            if vals is not None:
+                items = sorted({str(v) for v in vals})
+                if items:
+                    where.append(f"{col} IN ({','.join('?' * len(items))})")
+                    args.extend(items)
+        if since is not None:
+            where.append("raised_at >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("raised_at < ?")
+            args.append(until)
+        q = "SELECT * FROM alerts"
+        if where:
+            q += " WHERE " + " AND ".join(where)
+        q += " ORDER BY raised_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [_row_alert(r) for r in self.db.conn().execute(q, args)]
+
+    def open_counts(self) -> dict[str, int]:
+        """Unresolved alerts per tracker."""
+        rows = self.db.conn().execute(
+            "SELECT tracker_id, count(*) FROM alerts WHERE status != 'resolved' GROUP BY tracker_id"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def open_by_type(self) -> dict[str, int]:
+        rows = self.db.conn().execute(
+            "SELECT type, count(*) FROM alerts WHERE status != 'resolved' GROUP BY type"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def events_after(self, event_id: int, limit: int = 500) -> builtins.list[tuple[int, Alert]]:
+        return [(i, Alert.model_validate_json(data)) for i, data in self.events_after_raw(event_id, limit)]
+
+    def events_after_raw(self, event_id: int, limit: int = 500) -> builtins.list[tuple[int, str]]:
+        """Changes after `event_id`, oldest first, with the Alert JSON exactly as it was streamed."""
+        rows = self.db.conn().execute(
+            "SELECT event_id, alert FROM alert_events WHERE event_id > ? ORDER BY event_id LIMIT ?",
+            (event_id, limit),
+        )
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def last_event_id(self) -> int:
+        row = self.db.conn().execute("SELECT coalesce(max(event_id), 0) FROM alert_events").fetchone()
+        return int(row[0])
+
+
+def _entry(
+    now: float,
+    actor: str,
+    action: str,
+    status: AlertStatus,
+    note: str | None = None,
+    count: int | None = None,
+) -> dict[str, Any]:
+    e: dict[str, Any] = {"at": rfc3339(now), "actor": actor, "action": action, "status": str(status)}
+    if note:
+        e["note"] = note
+    if count is not None:
+        e["count"] = count
+    return e
+
+
+def _history(row: sqlite3.Row) -> list[dict[str, Any]]:
+    try:
+        h = json.loads(row["history"] or "[]")
+    except ValueError:
+        return []
+    return h if isinstance(h, list) else []
+
+
+def _trim(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the first entry (who raised it) and the newest ones."""
+    if len(history) <= HISTORY_LIMIT:
+        return list(history)
+    return [history[0], *history[-(HISTORY_LIMIT - 1) :]]
+
+
+def _row_alert(row: sqlite3.Row, history: list[dict[str, Any]] | None = None) -> Alert:
+    entries = _history(row) if history is None else history
+    return Alert(
+        id=row["id"],
+        type=AlertType(row["type"]),
+        severity=row["severity"],
+        status=AlertStatus(row["status"]),
+        trip_id=row["trip_id"],
+        crate_id=row["crate_id"],
+        tracker_id=row["tracker_id"],
+        ts=rfc3339(row["ts"]) or "",
+        raised_at=rfc3339(row["raised_at"]) or "",
+        lat=row["lat"],
+        lon=row["lon"],
+        details=json.loads(row["details"] or "{}"),
+        updated_at=rfc3339(row["updated_at"]),
+        last_ts=rfc3339(row["last_ts"]),
+        history=[AlertHistoryEntry.model_validate(h) for h in entries],
+    )

@@ -1,0 +1,158 @@
+"""Every detection threshold that is not a per-trip setting, declared once with its default and source.
+
+Per-trip thresholds (``corridor_m``, ``max_stop_min``, ``max_silence_min``) live on the trip itself, with
+their defaults in ``kawal/trips.py``. docs/detection.md explains each rule and cites the same sources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionConfig:
+    # ---- GPS filtering (the spirit of Traccar's filter.* keys, handler/FilterHandler.java) -----------
+    max_acc_m: float = 100.0
+    """A fix whose reported accuracy is worse than this is not used for movement (Traccar ``filter.accuracy``;
+    GeoPulse's default maximum accuracy is also 100 m). Indoor and cold-start fixes land here."""
+
+    default_acc_m: float = 10.0
+    """Accuracy assumed when a tracker sends none: a consumer GNSS 68 % radius in open sky is 5-10 m
+    (Newson & Krumm 2009 measured sigma = 4.07 m on a vehicle)."""
+
+    max_speed_kmh: float = 150.0
+    """A fix implying a faster move from the previous accepted fix is a gps_jump
+    (Traccar ``filter.maxSpeed``). Crate lorries on Jombang's roads drive at 40-80 km/h; the
+    Surabaya-Mojokerto toll road's limit is 100 km/h."""
+
+    jump_acc_factor: float = 2.0
+    """Before the speed test, the distance is reduced by this many times the two fixes' accuracies, so that
+    noise between fixes seconds apart never looks like a jump."""
+
+    jump_reanchor_count: int = 3
+    """After this many consecutive rejected fixes that agree with each other, the old anchor was the bad fix:
+    the new position is accepted (otherwise one bad first fix would reject every later one)."""
+
+    gps_jump_quiet_s: float = 300.0
+    """gps_jump resolves once this long has passed without another jump, at the next good fix or tick."""
+
+    future_tolerance_s: float = 3600.0
+    """A reading more than this ahead of the latest tick's time is treated like a late one (Traccar
+    ``filter.future``): a tracker whose clock jumped ahead must not make its own later readings look late.
+    Its seal state is still evaluated. Generous, because under KAWAL_CLOCK=event the tick time trails the
+    newest batch; the decoder already rejects readings more than 24 h ahead of the wall clock. 0 disables."""
+
+    # ---- route deviation --------------------------------------------------------------------------
+    corridor_acc_factor: float = 3.0
+    """The corridor is max(corridor_m, k * acc): with acc a 68 % radius, 3 x acc keeps a fix on the route
+    inside the corridor with > 99 % probability. The default corridor_m of 200 m is the GTFS-realtime
+    validator's off-route distance (Mapbox's map-matching default radius is 50 m, made for clean phones)."""
+
+    deviation_entry_count: int = 3
+    """Consecutive fixes outside the corridor that enter the deviation state..."""
+
+    deviation_entry_s: float = 60.0
+    """...or at least two consecutive outside fixes spanning this long (sparse trackers). One bad fix never
+    suffices."""
+
+    deviation_exit_ratio: float = 0.8
+    """Hysteresis: back inside means within this fraction of the corridor..."""
+
+    deviation_exit_count: int = 2
+    """...for this many consecutive fixes. Then route_deviation resolves."""
+
+    crossing_sample_m: float = 50.0
+    """Two consecutive outside fixes far apart are checked along the straight line between them, every
+    this many metres: if that line passes through the corridor the crate crossed it, and the count
+    restarts."""
+
+    hint_window: int = 4
+    """Segments examined each side of the tracker's last matched segment before a full nearest-segment
+    search over the route."""
+
+    route_search: Literal["hint", "numpy", "python"] = "hint"
+    """How a fix is matched to the route: ``hint`` (last segment first, numpy full search as fallback),
+    ``numpy`` (always a vectorised full search) or ``python`` (a plain loop, the pre-vectorisation baseline
+    kept for benchmarks/detect.py)."""
+
+    # ---- stops and arrival ------------------------------------------------------------------------
+    stop_radius_m: float = 100.0
+    """A stop is a run of fixes within this radius of their centroid (a 200 m diameter: between the
+    100-200 m the issue asks for; Traccar needs ``report.trip.minimalTripDistance`` = 500 m of movement to
+    end a parking, which is too lax for a sealed crate)."""
+
+    stop_acc_factor: float = 2.0
+    """A fix with poor accuracy widens the stop radius to max(stop_radius_m, k * acc)."""
+
+    stop_exit_count: int = 2
+    """A stop ends only after this many consecutive fixes outside its radius: one bad fix never breaks it."""
+
+    stop_centroid_window: int = 10
+    """The stop's centre is a running mean over about this many fixes (noise of a parked tracker averages
+    out; a Gauss-Markov wander of tens of metres stays inside the radius)."""
+
+    stop_grace_s: float = 300.0
+    """A stop is assumed to go on for at most this long after its latest fix (a parked tracker may report
+    only every few minutes); beyond it only a new fix extends the stop, so a tracker that falls silent
+    while driving is never taken for a stopped one."""
+
+    arrival_rest_s: float = 120.0
+    """CONTRACT 2.2: a crate arrives when it stays inside the destination zone for 2 minutes."""
+
+    zone_margin_m: float = 25.0
+    """A fix counts as inside a zone (origin, destination, allowed stop, another trip's zone) up to this far
+    beyond the zone's radius: about twice the sigma of a consumer GNSS fix near buildings."""
+
+    # ---- storage (unexpected movement) -------------------------------------------------------------
+    storage_margin_m: float = 50.0
+    """Leaving the storage zone means a fix farther than radius + max(storage_margin_m, k * acc) from its
+    centre: indoor fixes drift by tens of metres."""
+
+    storage_acc_factor: float = 2.0
+    """k in the storage margin above."""
+
+    movement_confirm_count: int = 3
+    """Consecutive outside fixes that confirm unexpected movement..."""
+
+    movement_confirm_s: float = 60.0
+    """...or two consecutive outside fixes spanning at least this long."""
+
+    movement_exit_count: int = 2
+    """unexpected_movement resolves after this many consecutive fixes back inside the zone."""
+
+    # ---- battery ----------------------------------------------------------------------------------
+    low_battery_pct: float = 15.0
+    """CONTRACT 2.3: low_battery when the battery is below 15 %."""
+
+    low_battery_clear_pct: float = 20.0
+    """Hysteresis: low_battery resolves when the battery reads at least this much (a charged or replaced
+    battery), so a reading wobbling around 15 % does not flap."""
+
+    # ---- spatial index of every trip's zones (wrong_destination) ------------------------------------
+    zone_cell_deg: float = 0.02
+    """Grid cell of the zone index, in degrees (about 2.2 km at Jombang's latitude)."""
+
+    zone_big_radius_m: float = 5_000.0
+    """Zones wider than this are kept in a short list checked one by one instead of filling grid cells."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
+                raise ValueError(f"{f.name} must not be negative: {v}")
+        if self.route_search not in ("hint", "numpy", "python"):
+            raise ValueError(f"route_search must be hint, numpy or python: {self.route_search!r}")
+        if not 0 < self.deviation_exit_ratio <= 1:
+            raise ValueError("deviation_exit_ratio must be in (0, 1]")
+        if self.low_battery_clear_pct < self.low_battery_pct:
+            raise ValueError("low_battery_clear_pct must be at least low_battery_pct")
+        for name in ("deviation_entry_count", "deviation_exit_count", "stop_exit_count",
+                     "movement_confirm_count", "movement_exit_count", "jump_reanchor_count"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.zone_cell_deg <= 0:
+            raise ValueError("zone_cell_deg must be positive")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,452 @@
+"""The detection engine: readings and clock ticks in, AlertEvents out, one tracker state per tracker.
+
+- `process(readings)`: any batch, any trackers, any order. Each tracker's readings are sorted by event
+  time; duplicates are dropped; a reading older than the tracker's latest is *late* and only its seal is
+  read (it cannot fake a jump, a deviation or a stop). In-order readings are screened (anomaly.gps), update
+  the stop cluster and the arrival, then run every detector that applies in the trip's phase.
+- `tick(now)`: time-driven checks for the trackers whose next deadline has come (signal_lost, overdue,
+  stops still going on, gps_jump quiet time). `now` is whatever clock the service runs on; the engine
+  never reads a clock itself.
+- `snapshot()` / `restore()`: the tracker states (timers, open alerts, clusters), so a restart mid-trip
+  keeps its timers and raises no twins. Trips are not in the snapshot: the service sets them again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import zlib
+from bisect import insort
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from alerts.model import NEVER_AUTO_RESOLVE, AlertEvent, AlertType
+from anomaly.base import BIT, INF, Ctx, Detector, Emitter
+from anomaly.config import DetectionConfig
+from anomaly.gps import FIX_JUMP, FIX_NAMES, FIX_NONE, FIX_OK, FIX_STALE, screen
+from anomaly.gps_jump import GpsJumpDetector
+from anomaly.low_battery import LowBatteryDetector
+from anomaly.motion import update_cluster
+from anomaly.overdue import OverdueDetector
+from anomaly.phase import Phase, TripPlan, bound_plan, next_departure, phase_at, plan_version, update_arrival
+from anomaly.route_deviation import RouteDeviationDetector
+from anomaly.seal import SealDetector
+from anomaly.signal_lost import SignalLostDetector
+from anomaly.state import NEG_INF, TrackerState
+from anomaly.timers import Timers
+from anomaly.unexpected_movement import UnexpectedMovementDetector
+from anomaly.unscheduled_stop import UnscheduledStopDetector
+from anomaly.wrong_destination import WrongDestinationDetector
+from anomaly.zones import DESTINATION, ORIGIN, ZoneIndex
+from devices.reading import Reading
+from kawal.trips import Trip
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+_STOP_BITS = BIT[AlertType.UNSCHEDULED_STOP] | BIT[AlertType.WRONG_DESTINATION]
+_JUMP_BIT = BIT[AlertType.GPS_JUMP]
+_OVERDUE_BIT = BIT[AlertType.OVERDUE]
+_PHASE_END_REASON = {
+    Phase.NONE: "no_trip",
+    Phase.BEFORE: "before_departure",
+    Phase.TRANSIT: "departed",
+    Phase.ARRIVED: "arrived",
+}
+
+
+def default_detectors() -> tuple[Detector, ...]:
+    """Every alert type, in evaluation order (seal first: it must never wait for anything)."""
+    return (
+        SealDetector(),
+        GpsJumpDetector(),
+        LowBatteryDetector(),
+        SignalLostDetector(),
+        RouteDeviationDetector(),
+        UnscheduledStopDetector(),
+        WrongDestinationDetector(),
+        UnexpectedMovementDetector(),
+        OverdueDetector(),
+    )
+
+
+def _order(r: Reading) -> tuple[Any, ...]:
+    """A total order on readings, so that any shuffle of a batch is processed identically."""
+    return (
+        r.ts,
+        -1 if r.seq is None else r.seq,
+        999.0 if r.lat is None else r.lat,
+        999.0 if r.lon is None else r.lon,
+        r.seal or "",
+        -1.0 if r.bat is None else r.bat,
+        -1.0 if r.acc is None else r.acc,
+        -1.0 if r.spd is None else r.spd,
+        -1.0 if r.hdg is None else r.hdg,
+    )
+
+
+class DetectionEngine:
+    def __init__(
+        self,
+        sink: Callable[[AlertEvent], object],
+        config: DetectionConfig | None = None,
+        detectors: Sequence[Detector] | None = None,
+    ) -> None:
+        self.cfg = config or DetectionConfig()
+        self.stats: dict[str, int] = {}
+        self._emit = Emitter(sink, self.stats)
+        self._zones = ZoneIndex(self.cfg.zone_cell_deg, self.cfg.zone_big_radius_m)
+        self._ctx = Ctx(self.cfg, self._emit, self._zones)
+        self.detectors: tuple[Detector, ...] = (
+            tuple(detectors) if detectors is not None else default_detectors()
+        )
+        self._seal = next((d for d in self.detectors if isinstance(d, SealDetector)), None)
+        # Per phase: the detectors that run, those with time-driven checks, those whose alerts end there.
+        self._run = {p: tuple(d for d in self.detectors if p in d.phases) for p in Phase}
+        self._timed = {
+            p: tuple(d for d in self._run[p] if type(d).deadline is not Detector.deadline) for p in Phase
+        }
+        self._end = {
+            p: tuple(d for d in self.detectors if p not in d.phases and d.type not in NEVER_AUTO_RESOLVE)
+            for p in Phase
+        }
+        self._plans: dict[str, TripPlan] = {}
+        self._by_tracker: dict[str, list[TripPlan]] = {}
+        self._states: dict[str, TrackerState] = {}
+        self._timers = Timers()
+        self._now = NEG_INF  # the latest tick's time
+
+    # ---- trips ------------------------------------------------------------------------------------
+
+    def set_trips(self, trips: Sequence[Trip]) -> None:
+        """Replace the whole set of trips. Unchanged trips (same updated_at) keep their compiled plan."""
+        touched: set[str] = set()
+        seen: set[str] = set()
+        for trip in trips:
+            seen.add(trip.trip_id)
+            old = self._plans.get(trip.trip_id)
+            if old is not None and old.version is not None and old.version == plan_version(trip):
+                continue
+            self._put_plan(trip, touched)
+        for trip_id in [t for t in self._plans if t not in seen]:
+            self._drop_plan(trip_id, touched)
+        self._refresh(touched)
+
+    def upsert_trip(self, trip: Trip) -> None:
+        touched: set[str] = set()
+        self._put_plan(trip, touched)
+        self._refresh(touched)
+
+    def _put_plan(self, trip: Trip, touched: set[str]) -> None:
+        try:
+            plan = TripPlan(trip)
+        except Exception:
+            self._emit.count("trips_rejected")
+            log.exception("trip %s cannot be used for detection", trip.trip_id)
+            return
+        if trip.trip_id in self._plans:
+            self._drop_plan(trip.trip_id, touched)
+        self._plans[plan.trip_id] = plan
+        plans = self._by_tracker.setdefault(plan.tracker_id, [])
+        insort(plans, plan, key=lambda p: (p.depart_after, p.trip_id))
+        o, d = plan.origin, plan.dest
+        self._zones.add(plan.trip_id, ORIGIN, o.lat, o.lon, o.r, o.name)
+        self._zones.add(plan.trip_id, DESTINATION, d.lat, d.lon, d.r, d.name)
+        touched.add(plan.tracker_id)
+
+    def _drop_plan(self, trip_id: str, touched: set[str]) -> None:
+        plan = self._plans.pop(trip_id)
+        plans = self._by_tracker.get(plan.tracker_id)
+        if plans is not None:
+            plans[:] = [p for p in plans if p.trip_id != trip_id]
+            if not plans:
+                del self._by_tracker[plan.tracker_id]
+        self._zones.remove(trip_id, ORIGIN, plan.origin.lat, plan.origin.lon, plan.origin.r)
+        self._zones.remove(trip_id, DESTINATION, plan.dest.lat, plan.dest.lon, plan.dest.r)
+        touched.add(plan.tracker_id)
+
+    def _refresh(self, trackers: set[str]) -> None:
+        for tid in trackers:
+            st = self._states.get(tid)
+            if st is None:
+                st = self._states[tid] = TrackerState(tid)
+            self._reschedule(st)
+
+    # ---- readings ---------------------------------------------------------------------------------
+
+    def process(self, readings: Sequence[Reading]) -> None:
+        """New readings, in any order, from any trackers (a live batch or a store-and-forward backlog)."""
+        groups: dict[str, list[Reading]] = {}
+        for r in readings:
+            g = groups.get(r.tracker_id)
+            if g is None:
+                groups[r.tracker_id] = [r]
+            else:
+                g.append(r)
+        states = self._states
+        for tid, rs in groups.items():
+            st = states.get(tid)
+            if st is None:
+                st = states[tid] = TrackerState(tid)
+            if len(rs) > 1:
+                rs.sort(key=_order)
+            trip = st.trip
+            try:
+                self._process_tracker(st, rs)
+            except Exception:
+                self._emit.count("errors")
+                log.exception("detection failed for tracker %s", tid)
+            if not (st.sched and st.trip == trip and self._still_early(st)):
+                self._reschedule(st)
+
+    def _still_early(self, st: TrackerState) -> bool:
+        """Is the queued wake-up still no later than any deadline these readings could have created?
+
+        Readings only push the silence deadline later; the deadlines they can bring forward are a new
+        stop's and a new gps_jump's. A wake-up that turns out early just re-evaluates and queues again.
+        """
+        sched = st.sched
+        if st.active & _JUMP_BIT and sched > st.jp_ts + self.cfg.gps_jump_quiet_s:
+            return False
+        plan = self._plans.get(st.trip) if st.trip is not None else None
+        if plan is None:
+            return True
+        if st.sc_n and not st.active & _STOP_BITS and sched > st.sc_ts + plan.max_stop_s:
+            return False
+        # overdue's deadline comes back when a crate leaves its destination zone before its rest ended
+        return not (sched > plan.arrive_by and not st.active & _OVERDUE_BIT and st.arrived != st.arrived)
+
+    def _process_tracker(self, st: TrackerState, rs: list[Reading]) -> None:
+        stats = self.stats
+        plans = self._by_tracker.get(st.tid)
+        tol = self.cfg.future_tolerance_s
+        future_limit = self._now + tol if tol > 0 and self._now > NEG_INF else INF
+        prev: tuple[float, int] | None = None
+        for r in rs:
+            ts = r.ts
+            seq = -1 if r.seq is None else r.seq
+            key = (ts, seq)
+            if key == prev or (ts == st.last_ts and seq == st.last_seq):
+                stats["duplicate"] = stats.get("duplicate", 0) + 1
+                continue
+            prev = key
+            if ts < st.last_ts:
+                stats["late"] = stats.get("late", 0) + 1
+                self._late(st, plans, r)
+                continue
+            if ts > future_limit:
+                stats["future"] = stats.get("future", 0) + 1
+                self._late(st, plans, r)
+                continue
+            self._reading(st, plans, r, ts, seq)
+
+    def _reading(
+        self, st: TrackerState, plans: list[TripPlan] | None, r: Reading, ts: float, seq: int
+    ) -> None:
+        cfg = self.cfg
+        c = self._ctx
+        plan = bound_plan(plans, ts)
+        if (None if plan is None else plan.trip_id) != st.trip:
+            self._switch(st, plan, ts)
+        c.plan = plan
+        c.reading = r
+        c.ts = ts
+        c.prev_last = st.last_ts
+        st.last_ts = ts
+        st.last_seq = seq
+        c.prev_lat = st.fx_lat
+        c.prev_lon = st.fx_lon
+        c.prev_ts = st.fx_ts
+        fix = screen(cfg, st, r)
+        c.fix = fix
+        c.moved = False
+        if fix in (FIX_OK, FIX_JUMP):
+            assert r.lat is not None and r.lon is not None
+            c.lat = r.lat
+            c.lon = r.lon
+            c.acc = cfg.default_acc_m if r.acc is None else r.acc
+            if fix == FIX_OK:
+                if plan is not None:
+                    c.x, c.y = plan.frame.to_xy(r.lat, r.lon)
+                c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts)
+        elif fix == FIX_STALE and st.sc_out == 0 and st.sc_n:
+            st.sc_last = ts  # the receiver holds its last position: evidence the stop goes on
+        if fix != FIX_OK and fix != FIX_NONE:
+            name = FIX_NAMES[fix]
+            self.stats[name] = self.stats.get(name, 0) + 1
+        phase = phase_at(st, plan, ts)
+        if phase is Phase.TRANSIT:
+            assert plan is not None
+            if update_arrival(cfg, st, plan, ts, fix == FIX_OK, c.x, c.y):
+                phase = Phase.ARRIVED
+                self._emit.count("arrivals")
+        c.phase = phase
+        if st.active:
+            self._end_phase(st, c)
+        for det in self._run[phase]:
+            det.on_reading(c, st)
+
+    def _late(self, st: TrackerState, plans: list[TripPlan] | None, r: Reading) -> None:
+        if self._seal is None or r.seal is None or r.seal == "closed":
+            return
+        c = self._ctx
+        plan = bound_plan(plans, r.ts)
+        c.plan = plan
+        c.reading = r
+        c.ts = r.ts
+        c.fix = FIX_NONE
+        c.moved = False
+        c.phase = phase_at(st, plan, r.ts)
+        self._seal.on_late(c, st)
+
+    def _switch(self, st: TrackerState, plan: TripPlan | None, ts: float) -> None:
+        """The tracker is bound to another trip (or none): end the old trip's alerts and memory."""
+        if st.active:
+            old = self._plans.get(st.trip) if st.trip is not None else None
+            for det in self.detectors:
+                if det.trip_scoped and st.active & det.bit:
+                    self._emit.resolve(st, old, det.type, ts, "trip_changed")
+        st.reset_trip()
+        st.trip = None if plan is None else plan.trip_id
+
+    def _end_phase(self, st: TrackerState, c: Ctx) -> None:
+        for det in self._end[c.phase]:
+            if st.active & det.bit:
+                self._emit.resolve(st, c.plan, det.type, c.ts, _PHASE_END_REASON[c.phase])
+
+    def on_status(self, tracker_id: str, status: str, at: float) -> None:
+        """An MQTT status (online/offline). It ends nothing: silence after `offline` is still signal_lost."""
+        st = self._states.get(tracker_id)
+        if st is None:
+            if tracker_id not in self._by_tracker:
+                return
+            st = self._states[tracker_id] = TrackerState(tracker_id)
+        st.status = status
+        st.status_at = at
+
+    # ---- time -------------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Run the time-driven checks that are due at `now` (wall time, or event time under replay)."""
+        if now > self._now:
+            self._now = now
+        for tid in self._timers.pop_due(now):
+            st = self._states.get(tid)
+            if st is None:
+                continue
+            st.sched = 0
+            try:
+                self._tick_tracker(st, now)
+            except Exception:
+                self._emit.count("errors")
+                log.exception("time-driven detection failed for tracker %s", tid)
+            self._reschedule(st)
+
+    def _tick_tracker(self, st: TrackerState, now: float) -> None:
+        c = self._ctx
+        plans = self._by_tracker.get(st.tid)
+        t = now if now > st.last_ts else st.last_ts  # never evaluate a tracker before its own latest reading
+        plan = bound_plan(plans, t)
+        if (None if plan is None else plan.trip_id) != st.trip:
+            self._switch(st, plan, t)
+        c.plan = plan
+        c.reading = None
+        c.ts = t
+        c.fix = FIX_NONE
+        c.moved = False
+        c.phase = phase_at(st, plan, t)
+        if st.active:
+            self._end_phase(st, c)
+        for det in self._run[c.phase]:
+            det.on_time(c, st)
+
+    def _reschedule(self, st: TrackerState) -> None:
+        c = self._ctx
+        plans = self._by_tracker.get(st.tid)
+        if not plans and not st.active:
+            self._timers.cancel(st)
+            return
+        t = self._now if self._now > st.last_ts else st.last_ts
+        if t == NEG_INF:  # no time known yet: nothing can be due before the first departure
+            if plans:
+                self._timers.at(st, plans[0].depart_after)
+            return
+        plan = bound_plan(plans, t)
+        if (None if plan is None else plan.trip_id) != st.trip:
+            when = t  # a change of trip is due now
+        else:
+            c.plan = plan
+            c.ts = t
+            c.phase = phase_at(st, plan, t)
+            when = next_departure(plans, t)
+            for det in self._timed[c.phase]:
+                d = det.deadline(c, st)
+                if d < when:
+                    when = d
+        if when == INF:
+            self._timers.cancel(st)
+            return
+        if when <= self._now:
+            when = self._now + 1.0  # due but not acted on (e.g. the sink failed): retry shortly
+        if st.sched and st.sched <= math.ceil(when):
+            return  # an earlier wake-up is already queued; it will re-evaluate and queue again
+        self._timers.at(st, when)
+
+    # ---- state ------------------------------------------------------------------------------------
+
+    def tracker_state(self, tracker_id: str) -> TrackerState | None:
+        return self._states.get(tracker_id)
+
+    def phase_of(self, tracker_id: str, at: float) -> Phase:
+        """The phase a tracker is in at `at`, as the detectors see it."""
+        st = self._states.get(tracker_id)
+        plan = bound_plan(self._by_tracker.get(tracker_id), at)
+        if st is None or plan is None:
+            return Phase.NONE if plan is None else (Phase.BEFORE if at < plan.depart_after else Phase.TRANSIT)
+        return phase_at(st, plan, at)
+
+    @property
+    def trackers(self) -> int:
+        return len(self._states)
+
+    def snapshot(self) -> bytes:
+        doc = {
+            "v": SNAPSHOT_VERSION,
+            "fields": list(TrackerState.__slots__),
+            "trackers": [st.to_list() for st in self._states.values()],
+        }
+        return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+
+    def restore(self, data: bytes) -> None:
+        """Replace every tracker state with the snapshot's. Raises ValueError on a snapshot it cannot read."""
+        try:
+            doc = json.loads(zlib.decompress(data))
+        except (zlib.error, ValueError) as e:
+            raise ValueError(f"unreadable detector snapshot: {e}") from e
+        if not isinstance(doc, dict) or doc.get("v") != SNAPSHOT_VERSION:
+            raise ValueError("detector snapshot of an unknown version")
+        fields = doc.get("fields")
+        rows = doc.get("trackers")
+        if not isinstance(fields, list) or not isinstance(rows, list):
+            raise ValueError("detector snapshot without fields or trackers")
+        states: dict[str, TrackerState] = {}
+        if fields == list(TrackerState.__slots__):
+            for row in rows:
+                st = TrackerState.from_list(row)
+                states[st.tid] = st
+        else:  # written by another version: carry over the fields both know, defaults for the rest
+            tid_at = fields.index("tid")
+            for row in rows:
+                st = TrackerState(str(row[tid_at]))
+                known = dict(zip(fields, row, strict=True))
+                values = [known.get(name, getattr(st, name)) for name in TrackerState.__slots__]
+                st = TrackerState.from_list(values)
+                states[st.tid] = st
+        self._states = states
+        self._timers = Timers()
+        for tid in self._by_tracker:
+            if tid not in states:
+                states[tid] = TrackerState(tid)
+        for st in states.values():
+            self._reschedule(st)

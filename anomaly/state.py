@@ -1,0 +1,183 @@
+"""Per-tracker detection state: a flat `__slots__` object, cheap to hold for 100,000 trackers.
+
+Everything a detector remembers between readings lives here, so that a snapshot of these objects is the
+whole memory of the engine: a restart mid-trip keeps its timers and raises no twin alerts. Unset times
+are NaN (shared singleton, so an idle tracker allocates no float objects).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+NAN = math.nan
+NEG_INF = -math.inf
+
+# Seal state codes, in order of severity.
+SEAL_UNKNOWN, SEAL_CLOSED, SEAL_OPEN, SEAL_TAMPERED = 0, 1, 2, 3
+SEAL_CODES: dict[str, int] = {"closed": SEAL_CLOSED, "open": SEAL_OPEN, "tampered": SEAL_TAMPERED}
+SEAL_NAMES: dict[int, str | None] = {0: None, 1: "closed", 2: "open", 3: "tampered"}
+SEAL_EPISODES_KEPT = 8
+
+
+class TrackerState:
+    __slots__ = (  # noqa: RUF023 - grouped by detector; the snapshot names its fields
+        # identity, event time, bookkeeping
+        "tid",
+        "trip",  # trip id the tracker is bound to, as last evaluated
+        "last_ts",  # event time of the latest in-order reading
+        "last_seq",
+        "active",  # bit per AlertType: raised by us and not yet resolved
+        "sched",  # timer bucket (whole seconds) the tracker is queued in, 0 when none
+        "status",  # last MQTT status (online / offline) and when
+        "status_at",
+        # last accepted fix
+        "fx_ts",
+        "fx_lat",
+        "fx_lon",
+        "fx_acc",
+        "hint",  # route segment last matched
+        # gps jump: the last rejected fix and how many rejected fixes agree with it
+        "jp_ts",
+        "jp_lat",
+        "jp_lon",
+        "jp_n",
+        "jp_km",  # distance (km) and speed (km/h) of the jump that raised the alert
+        "jp_kmh",
+        # seal
+        "seal",
+        "seal_ts",
+        "seal_eps",  # recent open episodes [(start, end)], to place late seal readings; None when none
+        # route deviation
+        "dv_n",
+        "dv_ts",
+        "dv_lat",
+        "dv_lon",
+        "dv_in",
+        "dv_d",
+        # stop cluster (shared by unscheduled_stop, wrong_destination)
+        "sc_lat",
+        "sc_lon",
+        "sc_n",
+        "sc_ts",
+        "sc_last",
+        "sc_out",
+        "sc_olat",
+        "sc_olon",
+        "sc_ots",
+        "sc_cls",  # -1 not classified yet, else motion.STOP_* class
+        # arrival
+        "dest_since",
+        "arrived",
+        # storage movement
+        "mv_n",
+        "mv_ts",
+        "mv_lat",
+        "mv_lon",
+        "mv_in",
+        "mv_d",
+    )
+
+    def __init__(self, tid: str) -> None:
+        self.tid = tid
+        self.trip: str | None = None
+        self.last_ts = NEG_INF
+        self.last_seq = -2
+        self.active = 0
+        self.sched = 0
+        self.status: str | None = None
+        self.status_at = NAN
+        self.fx_ts = NAN
+        self.fx_lat = NAN
+        self.fx_lon = NAN
+        self.fx_acc = NAN
+        self.hint = 0
+        self.jp_ts = NAN
+        self.jp_lat = NAN
+        self.jp_lon = NAN
+        self.jp_n = 0
+        self.jp_km = NAN
+        self.jp_kmh = NAN
+        self.seal = SEAL_UNKNOWN
+        self.seal_ts = NAN
+        self.seal_eps: list[list[float]] | None = None
+        self.reset_trip()
+        self.reset_cluster()
+
+    def reset_trip(self) -> None:
+        """Forget everything that belongs to one trip (on a change of trip)."""
+        self.hint = 0
+        self.dv_n = 0
+        self.dv_ts = NAN
+        self.dv_lat = NAN
+        self.dv_lon = NAN
+        self.dv_in = 0
+        self.dv_d = NAN
+        self.dest_since = NAN
+        self.arrived = NAN
+        self.mv_n = 0
+        self.mv_ts = NAN
+        self.mv_lat = NAN
+        self.mv_lon = NAN
+        self.mv_in = 0
+        self.mv_d = NAN
+        self.sc_cls = -1
+
+    def reset_cluster(self) -> None:
+        self.sc_lat = NAN
+        self.sc_lon = NAN
+        self.sc_n = 0
+        self.sc_ts = NAN
+        self.sc_last = NAN
+        self.sc_out = 0
+        self.sc_olat = NAN
+        self.sc_olon = NAN
+        self.sc_ots = NAN
+        self.sc_cls = -1
+
+    @property
+    def has_fix(self) -> bool:
+        return self.fx_ts == self.fx_ts  # not NaN
+
+    # ---- snapshot ---------------------------------------------------------------------------------
+
+    def to_list(self) -> list[Any]:
+        out: list[Any] = []
+        for name in TrackerState.__slots__:
+            v = getattr(self, name)
+            if name == "seal_eps" and v is not None:
+                v = [list(e) for e in v]
+            out.append(v)
+        return out
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> TrackerState:
+        names = TrackerState.__slots__
+        if len(values) != len(names):
+            raise ValueError(f"tracker state has {len(values)} fields, expected {len(names)}")
+        st = cls.__new__(cls)
+        for name, v in zip(names, values, strict=True):
+            if isinstance(v, float) and v != v:
+                v = NAN  # share the NaN singleton again
+            setattr(st, name, v)
+        if not isinstance(st.tid, str):
+            raise ValueError("tracker state without a tracker id")
+        st.sched = 0
+        return st
+
+    def add_seal_episode(self, start: float, end: float) -> None:
+        eps = self.seal_eps
+        if eps is None:
+            eps = self.seal_eps = []
+        eps.append([start, end])
+        if len(eps) > SEAL_EPISODES_KEPT:
+            del eps[0]
+
+    def close_seal_episode(self, end: float) -> None:
+        if self.seal_eps:
+            last = self.seal_eps[-1]
+            if last[1] == math.inf:
+                last[1] = end
+
+    def in_seal_episode(self, ts: float) -> bool:
+        return self.seal_eps is not None and any(s <= ts <= e for s, e in self.seal_eps)

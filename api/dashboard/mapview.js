@@ -1,0 +1,243 @@
+// The map: crates at their last position, alert locations, and one selected trip (plan against track).
+// Leaflet comes from the xstatic-leaflet package served by Kawal itself; see router.py.
+
+const L = window.L;
+
+export const STATE_COLORS = {
+  in_storage: "#94a3b8",
+  in_transit: "#3b82f6",
+  arrived: "#22c55e",
+  alerting: "#ef4444",
+};
+const UNKNOWN_COLOR = "#64748b";
+const ROUTE_COLOR = "#c084fc";
+const ZONE_COLORS = { origin: "#cbd5e1", destination: "#4ade80", stop: "#c084fc" };
+const TRACK_COLOR = "#fbbf24";
+// Indonesia as a whole until the first crates arrive.
+const DEFAULT_VIEW = { center: [-2.5, 118], zoom: 5 };
+
+/** A usable fix: numbers, and not Null Island (CONTRACT 1.1). */
+export function hasPosition(p) {
+  return p && Number.isFinite(p.lat) && Number.isFinite(p.lon) && !(p.lat === 0 && p.lon === 0);
+}
+
+// Without base-map tiles, a faint grid that pans and zooms with the map gives a sense of scale and motion.
+const GridLayer = L.GridLayer.extend({
+  createTile() {
+    const tile = document.createElement("div");
+    tile.className = "grid-tile";
+    return tile;
+  },
+});
+
+export class MapView {
+  constructor(el, { i18n, onSelectCrate, onSelectAlert }) {
+    this.i18n = i18n;
+    this.onSelectCrate = onSelectCrate;
+    this.onSelectAlert = onSelectAlert;
+    this.map = L.map(el, { minZoom: 3, maxZoom: 19, zoomSnap: 0.5 }).setView(DEFAULT_VIEW.center, DEFAULT_VIEW.zoom);
+    this.map.createPane("tripPane").style.zIndex = "410";
+    this.map.createPane("cratePane").style.zIndex = "420";
+    // Thousands of crates draw fast on one canvas; the selected trip stays SVG (one path per line).
+    this.crateRenderer = L.canvas({ pane: "cratePane", padding: 0.3 });
+    this.tripRenderer = L.svg({ pane: "tripPane" });
+    this.crateLayer = L.layerGroup().addTo(this.map);
+    this.alertLayer = L.layerGroup().addTo(this.map);
+    this.tripLayer = L.featureGroup().addTo(this.map);
+    this.crateMarkers = new Map();
+    this.alertMarkers = new Map();
+    this.selectedCrate = null;
+    this.selection = null;
+    this.fitted = false;
+    this.base = new GridLayer({ tileSize: 128 }).addTo(this.map);
+    this.hasTiles = false;
+    L.control.scale({ imperial: false, position: "bottomright" }).addTo(this.map);
+    this.legend = L.control({ position: "bottomleft" });
+    this.legend.onAdd = () => {
+      // Collapsible, and closed on smaller screens where it would hide much of the map.
+      const box = L.DomUtil.create("details", "map-legend");
+      box.open = !window.matchMedia("(max-width: 1279px)").matches;
+      this.legendTitle = L.DomUtil.create("summary", "", box);
+      this.legendEl = L.DomUtil.create("div", "legend-body", box);
+      L.DomEvent.disableClickPropagation(box);
+      L.DomEvent.disableScrollPropagation(box);
+      this.renderLegend();
+      return box;
+    };
+    this.legend.addTo(this.map);
+  }
+
+  setTiles(url, attribution) {
+    if (!url || this.hasTiles) return;
+    this.map.removeLayer(this.base);
+    this.base = L.tileLayer(url, { maxZoom: 19, attribution: attribution || "" }).addTo(this.map);
+    this.hasTiles = true;
+    this.map.getContainer().classList.add("has-tiles");
+    this.renderLegend();
+  }
+
+  renderLegend() {
+    if (!this.legendEl) return;
+    const t = (k) => this.i18n.t(k);
+    const el = this.legendEl;
+    this.legendTitle.textContent = t("map.legend");
+    el.replaceChildren();
+    const row = (swatch, label) => {
+      const r = L.DomUtil.create("div", "legend-row", el);
+      r.append(swatch, document.createTextNode(label));
+    };
+    const dot = (color) => {
+      const s = L.DomUtil.create("span", "legend-dot");
+      s.style.background = color;
+      return s;
+    };
+    const line = (cls) => L.DomUtil.create("span", `legend-line ${cls}`);
+    for (const state of Object.keys(STATE_COLORS)) row(dot(STATE_COLORS[state]), t(`state.${state}`));
+    row(line("legend-planned"), t("map.planned"));
+    row(line("legend-actual"), t("map.actual"));
+    row(L.DomUtil.create("span", "legend-pin"), t("map.alert"));
+    if (!this.hasTiles) L.DomUtil.create("div", "legend-note", el).textContent = t("map.no_tiles");
+  }
+
+  /** Crates at their last fix, coloured by state; markers are updated in place. */
+  setCrates(crates) {
+    const seen = new Set();
+    const bounds = [];
+    for (const c of crates) {
+      const fix = c.last_fix;
+      if (!hasPosition(fix)) continue;
+      seen.add(c.crate_id);
+      const ll = [fix.lat, fix.lon];
+      bounds.push(ll);
+      const color = STATE_COLORS[c.state] || UNKNOWN_COLOR;
+      let m = this.crateMarkers.get(c.crate_id);
+      if (!m) {
+        m = L.circleMarker(ll, {
+          renderer: this.crateRenderer, radius: 6, weight: 1.5, color: "#0b1220", fillOpacity: 0.95,
+        });
+        m.bindTooltip(c.crate_id, { direction: "top", offset: [0, -6] });
+        m.on("click", () => this.onSelectCrate(c.crate_id));
+        m.addTo(this.crateLayer);
+        this.crateMarkers.set(c.crate_id, m);
+      } else {
+        m.setLatLng(ll);
+      }
+      m.setStyle({ fillColor: color, radius: c.state === "alerting" ? 7.5 : 6 });
+      if (c.state === "alerting") m.bringToFront();
+    }
+    for (const [id, m] of this.crateMarkers) {
+      if (!seen.has(id)) {
+        this.crateLayer.removeLayer(m);
+        this.crateMarkers.delete(id);
+      }
+    }
+    if (!this.fitted && bounds.length) {
+      this.fitted = true;
+      this.map.fitBounds(bounds, { padding: [40, 40], maxZoom: 14 });
+    }
+    this.updateSelectedRing();
+  }
+
+  /** Where the active alerts happened, one pin each, coloured by severity. */
+  setAlerts(alerts) {
+    const seen = new Set();
+    for (const a of alerts) {
+      if (!hasPosition(a)) continue;
+      seen.add(a.id);
+      const cls = `alert-pin sev-${a.severity} st-${a.status}`;
+      let m = this.alertMarkers.get(a.id);
+      const icon = L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] });
+      if (!m) {
+        m = L.marker([a.lat, a.lon], { icon, keyboard: false, riseOnHover: true });
+        m.on("click", () => this.onSelectAlert(m.alert));
+        m.addTo(this.alertLayer);
+        this.alertMarkers.set(a.id, m);
+      } else {
+        m.setLatLng([a.lat, a.lon]);
+        if (m.alert.severity !== a.severity || m.alert.status !== a.status) m.setIcon(icon);
+      }
+      m.alert = a;
+      m.unbindTooltip();
+      const label = `${this.i18n.t(`type.${a.type}`)} · ${a.crate_id || a.tracker_id}`;
+      m.bindTooltip(label, { direction: "top", offset: [0, -8] });
+    }
+    for (const [id, m] of this.alertMarkers) {
+      if (!seen.has(id)) {
+        this.alertLayer.removeLayer(m);
+        this.alertMarkers.delete(id);
+      }
+    }
+  }
+
+  /**
+   * Draw one crate's trip: the planned route (dashed), its zones and allowed stops, and the actual track.
+   * With `fit`, the view moves to show all of it plus the `include` points (e.g. the alert that was clicked).
+   */
+  showTrip(crateId, trip, track, { fit = true, include = [] } = {}) {
+    this.tripLayer.clearLayers();
+    this.selectedCrate = crateId;
+    const r = this.tripRenderer;
+    if (trip) {
+      const zone = (z, cls, color) =>
+        L.circle([z.lat, z.lon], {
+          renderer: r, radius: z.radius_m || 150, className: `kawal-zone ${cls}`, color, weight: 1.5, fillOpacity: 0.15,
+        }).bindTooltip(z.name || "", { direction: "top" });
+      this.tripLayer.addLayer(zone(trip.origin, "kawal-origin", ZONE_COLORS.origin));
+      this.tripLayer.addLayer(zone(trip.destination, "kawal-destination", ZONE_COLORS.destination));
+      for (const s of trip.stops || []) this.tripLayer.addLayer(zone(s, "kawal-stop", ZONE_COLORS.stop));
+      this.tripLayer.addLayer(
+        L.polyline(trip.route, {
+          renderer: r, className: "kawal-route", color: ROUTE_COLOR, weight: 4, opacity: 0.9, dashArray: "10 8",
+          interactive: false,
+        }),
+      );
+    }
+    const points = (track || []).filter(hasPosition).map((f) => [f.lat, f.lon]);
+    if (points.length) {
+      this.tripLayer.addLayer(
+        L.polyline(points, {
+          renderer: r, className: "kawal-track", color: TRACK_COLOR, weight: 3.5, opacity: 0.95, interactive: false,
+        }),
+      );
+    }
+    this.updateSelectedRing();
+    if (fit) this.fitSelection(include);
+  }
+
+  clearTrip() {
+    this.tripLayer.clearLayers();
+    this.selectedCrate = null;
+    this.updateSelectedRing();
+  }
+
+  updateSelectedRing() {
+    const m = this.selectedCrate && this.crateMarkers.get(this.selectedCrate);
+    if (!m) {
+      if (this.selection) this.map.removeLayer(this.selection);
+      this.selection = null;
+      return;
+    }
+    if (!this.selection) {
+      this.selection = L.circleMarker(m.getLatLng(), {
+        renderer: this.tripRenderer, radius: 13, className: "kawal-selected", color: "#f8fafc", weight: 2.5, fill: false,
+        interactive: false,
+      }).addTo(this.map);
+    } else {
+      this.selection.setLatLng(m.getLatLng());
+    }
+  }
+
+  fitSelection(include = []) {
+    const b = this.tripLayer.getBounds();
+    for (const p of include) b.extend(p);
+    if (b.isValid()) this.map.fitBounds(b, { padding: [36, 36], maxZoom: 16 });
+  }
+
+  focus(lat, lon, zoom = 15) {
+    this.map.setView([lat, lon], Math.max(this.map.getZoom(), zoom));
+  }
+
+  invalidate() {
+    this.map.invalidateSize();
+  }
+}

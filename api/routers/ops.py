@@ -1,0 +1,54 @@
+"""/healthz and /metrics: no token needed."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from api.deps import Ctx
+from api.schemas import Health
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    summary="Ready to serve",
+    responses={
+        503: {
+            "model": Health,
+            "description": "not subscribed to the broker yet, or stores not open",
+            "content": {"application/json": {"example": {"status": "starting"}}},
+        },
+        200: {"content": {"application/json": {"example": {"status": "ok"}}}},
+    },
+)
+def healthz(ctx: Ctx) -> JSONResponse:
+    """200 once the service is subscribed to the broker and its stores are open; 503 before that."""
+    try:
+        ready = bool(ctx.health.ready())
+    except Exception:
+        ready = False
+    return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {
+                CONTENT_TYPE_LATEST: {
+                    "schema": {"type": "string"},
+                    "example": 'kawal_alerts_raised_total{type="seal_break"} 1.0\n',
+                }
+            },
+        }
+    },
+)
+def metrics(ctx: Ctx) -> Response:
+    return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,318 @@
+"""Ingest throughput: bare paho subscriber vs. Kawal's ingest path vs. a naive per-message writer.
+
+    python -m benchmarks.ingest [--messages 100000] [--naive-messages 20000] [--inflight 20] [--profile]
+
+One private Mosquitto serves every run. For each run the consumer's persistent session is created first,
+then every message is published at QoS 1 into it while the consumer is away, and the clock runs from the
+consumer's (re)connection until the last message is handled. So each consumer drains the same queue as
+fast as it can, and the publisher's speed is not part of any figure.
+
+Runs:
+  bare    paho subscriber (MQTT 5, QoS 1, auto-ack) that only counts messages: the ceiling for Python.
+  kawal   MqttConsumer + IngestPipeline (decode, validate, dedup, one SQLite transaction per batch, then ack)
+          with the NullDetector, and with the real DetectionEngine on trips for every tracker.
+  naive   per message: json.loads, pydantic NativeReading, influxdb-client Point, synchronous write to a
+          private VictoriaMetrics, inside on_message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import math
+import pstats
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices.reading import Reading
+from devices.registry import TrackerRegistry
+from ingest.mqtt import InboundMessage, MqttConsumer
+from ingest.pipeline import Detector, IngestPipeline, NullDetector
+from ingest.readings import ReadingStore
+from kawal.clock import WallClock
+from kawal.db import Database
+from kawal.metrics import Metrics
+from kawal.settings import Settings
+from tests.servers import Mosquitto, VictoriaMetrics
+
+T0 = time.time() - 6 * 3600
+BASE = (-7.546, 112.233)  # KPU Jombang warehouse
+
+
+@dataclass
+class Result:
+    name: str
+    messages: int
+    readings: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.readings / self.seconds if self.seconds > 0 else math.inf
+
+
+# -- workload --------------------------------------------------------------------------------------------------
+
+
+def destination(t: int) -> tuple[float, float]:
+    ang = 2 * math.pi * t / 97
+    return BASE[0] + 0.08 * math.sin(ang), BASE[1] + 0.08 * math.cos(ang)
+
+
+def workload(n: int, trackers: int) -> list[tuple[str, bytes]]:
+    """n single-reading messages, round-robin over trackers driving from the warehouse to a PPK."""
+    per = math.ceil(n / trackers)
+    msgs = []
+    for i in range(per):
+        f = i / max(1, per - 1)
+        for t in range(trackers):
+            if len(msgs) == n:
+                break
+            lat1, lon1 = destination(t)
+            body = {
+                "ts": round(T0 + i * 10.0, 3), "seq": i, "lat": round(BASE[0] + (lat1 - BASE[0]) * f, 6),
+                "lon": round(BASE[1] + (lon1 - BASE[1]) * f, 6), "acc": 6.5, "spd": 35.0, "hdg": 180.0,
+                "bat": 88, "seal": "closed",
+            }
+            msgs.append((f"kawal/v1/TRK-{t:05d}/telemetry", json.dumps(body).encode()))
+    return msgs
+
+
+def trips_for(trackers: int) -> list[Any]:
+    from kawal.trips import Trip
+
+    out = []
+    for t in range(trackers):
+        dest = destination(t)
+        out.append(Trip.model_validate({
+            "trip_id": f"T-{t:05d}", "crate_id": f"JBG-{t:05d}", "tracker_id": f"TRK-{t:05d}",
+            "origin": {"name": "Gudang KPU Jombang", "lat": BASE[0], "lon": BASE[1], "radius_m": 150},
+            "destination": {"name": f"PPK {t}", "lat": dest[0], "lon": dest[1], "radius_m": 150},
+            "route": [list(BASE), list(dest)], "depart_after": T0 - 60, "arrive_by": T0 + 30 * 86400,
+        }))
+    return out
+
+
+# -- MQTT helpers ----------------------------------------------------------------------------------------------
+
+
+def v5_client(client_id: str, clean: bool = False) -> tuple[mqtt.Client, Properties]:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0 if clean else 3600
+    return c, props
+
+
+def create_session(port: int, client_id: str) -> None:
+    """Subscribe a persistent session, then leave: messages published now queue for it."""
+    c, props = v5_client(client_id)
+    done = threading.Event()
+    c.on_subscribe = lambda *a: done.set()
+    c.on_connect = lambda cl, *a: cl.subscribe([("kawal/v1/+/telemetry", 1), ("kawal/v1/+/status", 1),
+                                                 ("owntracks/+/+", 1)])
+    c.connect("127.0.0.1", port, clean_start=True, properties=props)
+    c.loop_start()
+    assert done.wait(10)
+    c.disconnect()
+    c.loop_stop()
+
+
+def preload(port: int, msgs: list[tuple[str, bytes]]) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher", protocol=mqtt.MQTTv311)
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    infos = [c.publish(t, p, qos=1) for t, p in msgs]
+    for info in infos:
+        info.wait_for_publish(120)
+    c.disconnect()
+    c.loop_stop()
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark run did not finish")
+        time.sleep(0.005)
+
+
+# -- runs ------------------------------------------------------------------------------------------------------
+
+
+def run_bare(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> Result:
+    create_session(broker.port, "bench-bare")
+    preload(broker.port, msgs)
+    n = len(msgs)
+    count = 0
+    last = [0.0]
+
+    def on_message(client: Any, userdata: Any, m: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            last[0] = time.perf_counter()
+
+    c, props = v5_client("bench-bare")
+    c.on_message = on_message
+    t0 = time.perf_counter()
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.loop_start()
+    wait_until(lambda: count >= n)
+    c.disconnect()
+    c.loop_stop()
+    return Result("bare paho subscriber (count only)", n, n, last[0] - t0)
+
+
+def run_kawal(broker: Mosquitto, msgs: list[tuple[str, bytes]], workdir: Path, name: str,
+              detector_factory: Callable[[], Detector], profile: bool) -> Result:
+    client_id = f"bench-{name.split()[0]}-{id(detector_factory)}"
+    create_session(broker.port, client_id)
+    preload(broker.port, msgs)
+    db_path = workdir / f"{client_id}.db"
+    settings = Settings(mqtt_url=broker.url, mqtt_client_id=client_id, db=db_path)
+    metrics = Metrics()
+    db = Database(db_path)
+    store = ReadingStore(db)
+    box: list[IngestPipeline] = []
+    consumer = MqttConsumer(settings, broker.url, lambda m: box[0].submit(m), metrics)
+    pipeline = IngestPipeline(db, store, TrackerRegistry(db), detector_factory(), WallClock(), metrics,
+                              consumer.ack)
+    box.append(pipeline)
+    prof = cProfile.Profile() if profile else None
+    if prof is not None:
+        handle = pipeline._handle
+
+        def profiled(batch: list[InboundMessage]) -> None:
+            prof.runcall(handle, batch)
+
+        pipeline._handle = profiled  # type: ignore[method-assign]
+    n = len(msgs)
+    pipeline.start()
+    t0 = time.perf_counter()
+    consumer.start()
+    wait_until(lambda: pipeline.messages_done >= n)
+    elapsed = time.perf_counter() - t0
+    consumer.stop()
+    pipeline.stop()
+    stored = store.count()
+    assert stored == n, (stored, n)
+    if prof is not None:
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)
+        print(f"\n--- cProfile of the ingest worker ({name}) ---\n{out.getvalue()}")
+    return Result(name, n, stored, elapsed)
+
+
+def run_naive(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, bytes]]) -> Result:
+    from influxdb_client import InfluxDBClient, Point, WritePrecision
+    from influxdb_client.client.write_api import SYNCHRONOUS
+
+    from devices.wire import NativeReading
+
+    create_session(broker.port, "bench-naive")
+    preload(broker.port, msgs)
+    influx = InfluxDBClient(url=vm.url, token="", org="kawal")
+    write_api = influx.write_api(write_options=SYNCHRONOUS)
+    n = len(msgs)
+    count = 0
+    last = [0.0]
+
+    def on_message(client: Any, userdata: Any, m: Any) -> None:
+        nonlocal count
+        tracker_id = m.topic.split("/")[2]
+        body = json.loads(m.payload)
+        r = NativeReading.model_validate(body).to_reading(tracker_id)
+        p = Point("kawal_reading").tag("tracker_id", r.tracker_id).time(int(r.ts * 1000), WritePrecision.MS)
+        for f in ("lat", "lon", "acc", "spd", "hdg", "bat"):
+            v = getattr(r, f)
+            if v is not None:
+                p = p.field(f, v)
+        if r.seq is not None:
+            p = p.field("seq", r.seq)
+        write_api.write(bucket="kawal", record=p, write_precision=WritePrecision.MS)
+        count += 1
+        if count == n:
+            last[0] = time.perf_counter()
+
+    c, props = v5_client("bench-naive")
+    c.on_message = on_message
+    t0 = time.perf_counter()
+    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    c.loop_start()
+    wait_until(lambda: count >= n)
+    c.disconnect()
+    c.loop_stop()
+    influx.close()
+    return Result("naive per-message write (json+pydantic+Point+sync)", n, n, last[0] - t0)
+
+
+def engine_factory(trackers: int) -> Callable[[], Detector] | None:
+    try:
+        from anomaly.engine import DetectionEngine
+    except ImportError:
+        return None
+    trips = trips_for(trackers)
+    raised: list[object] = []
+
+    def make() -> Detector:
+        engine = DetectionEngine(sink=raised.append)
+        engine.set_trips(trips)
+        return engine
+
+    return make
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--naive-messages", type=int, default=10_000)
+    ap.add_argument("--trackers", type=int, default=500)
+    ap.add_argument("--inflight", type=int, default=20,
+                    help="mosquitto max_inflight_messages (its default is 20)")
+    ap.add_argument("--profile", action="store_true", help="cProfile the Kawal ingest worker")
+    a = ap.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="kawal-bench-"))
+    broker = Mosquitto(workdir / "mosquitto", extra_config=f"max_inflight_messages {a.inflight}\n").start()
+    vm = VictoriaMetrics(workdir / "vm").start()
+    try:
+        msgs = workload(a.messages, a.trackers)
+        results = [run_bare(broker, msgs)]
+        results.append(run_kawal(broker, msgs, workdir, "kawal ingest (NullDetector)", NullDetector, a.profile))
+        engine = engine_factory(a.trackers)
+        if engine is not None:
+            results.append(run_kawal(broker, msgs, workdir, "kawal ingest + detection engine", engine, a.profile))
+        naive = run_naive(broker, vm, workload(a.naive_messages, a.trackers))
+        results.append(naive)
+    finally:
+        broker.stop()
+        vm.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    bare = results[0]
+    print(f"\nIngest benchmark: {a.messages} single-reading messages from {a.trackers} trackers, QoS 1, "
+          f"mosquitto max_inflight_messages={a.inflight}\n")
+    print(f"{'run':<52} {'messages':>9} {'seconds':>8} {'readings/s':>11} {'vs bare':>8} {'vs naive':>9}")
+    for r in results:
+        print(f"{r.name:<52} {r.messages:>9} {r.seconds:>8.2f} {r.rate:>11.0f} {r.rate / bare.rate:>7.0%} "
+              f"{r.rate / naive.rate:>8.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,317 @@
+"""The MQTT consumer: paho-mqtt 2.x, QoS 1, persistent session, manual acknowledgement.
+
+A message is acknowledged (PUBACK) only when the pipeline says its readings are stored, like Telegraf's
+mqtt_consumer with its delivery tracking. Until then the broker keeps it in the session and redelivers it
+after a reconnect or a restart; the readings table de-duplicates the second copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import ssl
+import struct
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from kawal.metrics import Metrics
+from kawal.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOPIC_FILTERS = ("kawal/v1/+/telemetry", "kawal/v1/+/status", "owntracks/+/+")
+# MQTT 5 Receive Maximum: how many unacknowledged QoS 1 messages the broker may have outstanding to us.
+# Bounds the in-memory queue; large enough that acks (sent per stored batch) never starve the stream.
+RECEIVE_MAXIMUM = 4096
+KEEPALIVE_S = 30
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 30
+# Close after CONNECT this many times in a row without a CONNACK: a broker that silently drops MQTT 5.
+_SILENT_DROPS_BEFORE_FALLBACK = 2
+_UNSUPPORTED_PROTOCOL = (0x01, 0x84)
+CONNACK_TIMEOUT_S = 5.0
+_PUBACK = struct.Struct("!BBH")
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received_at: float
+    retain: bool = False
+    session: int = 0  # which connection delivered it; acks for an older connection are not sent
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+    transport: str  # "tcp" or "websockets"
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """`mqtt://[user:pass@]host:port` (also mqtts://, ws://, wss://, tcp://, ssl://)."""
+        u = urllib.parse.urlsplit(url if "://" in url else f"mqtt://{url}")
+        scheme = u.scheme.lower()
+        if scheme not in ("mqtt", "tcp", "mqtts", "ssl", "tls", "ws", "wss"):
+            raise ValueError(f"unsupported MQTT URL scheme {scheme!r} in {url!r}")
+        tls = scheme in ("mqtts", "ssl", "tls", "wss")
+        ws = scheme in ("ws", "wss")
+        default_port = {(False, False): 1883, (True, False): 8883, (False, True): 80, (True, True): 443}[
+            (tls, ws)
+        ]
+        if not u.hostname:
+            raise ValueError(f"no host in MQTT URL {url!r}")
+        return cls(
+            host=u.hostname,
+            port=u.port or default_port,
+            username=urllib.parse.unquote(u.username) if u.username is not None else None,
+            password=urllib.parse.unquote(u.password) if u.password is not None else None,
+            tls=tls,
+            transport="websockets" if ws else "tcp",
+            path=u.path or "/mqtt",
+        )
+
+
+class MqttConsumer:
+    """Subscribes to the tracker topics and hands every message to `on_message`, which must not block."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        url: str,
+        on_message: Callable[[InboundMessage], None],
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.address = BrokerAddress.parse(url)
+        self._on_message = on_message
+        self.metrics = metrics
+        self.subscribed = threading.Event()
+        self.connected = threading.Event()
+        self.protocol: str = "3.1.1" if settings.mqtt_protocol == "3.1.1" else "5"
+        self._auto = settings.mqtt_protocol == "auto"
+        self._lock = threading.Lock()
+        self._session = 0
+        self._client: mqtt.Client | None = None
+        self._stopping = threading.Event()
+        self._fallback = threading.Event()
+        self._silent_drops = 0
+        self._connack_seen = False
+        self._awaiting_connack_since: float | None = None
+        self._supervisor: threading.Thread | None = None
+        group = settings.mqtt_share_group
+        self.topics = [f"$share/{group}/{t}" if group else t for t in TOPIC_FILTERS]
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; `subscribed` is set once the broker granted the subscriptions."""
+        self._stopping.clear()
+        self._supervisor = threading.Thread(target=self._supervise, name="mqtt-supervisor", daemon=True)
+        self._supervisor.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._fallback.set()  # wakes the supervisor
+        if self._supervisor is not None:
+            self._supervisor.join(15)
+            self._supervisor = None
+
+    def ack(self, msg: InboundMessage) -> None:
+        """Acknowledge a stored message. QoS 0 needs none; a message from a previous connection is left
+        alone: the broker redelivers it on the new one, with a packet id it may since have reused."""
+        if msg.qos == 0:
+            return
+        with self._lock:
+            client = self._client
+            if client is None or msg.session != self._session:
+                return
+            client.ack(msg.mid, msg.qos)
+
+    def ack_many(self, msgs: Sequence[InboundMessage]) -> None:
+        """Acknowledge a stored batch. The PUBACKs go out as one write and wake paho's network thread
+        once, instead of one wake-up and one send per message (the largest cost of per-message acks)."""
+        with self._lock:
+            client = self._client
+            if client is None:
+                return
+            mids = [m.mid for m in msgs if m.qos == 1 and m.session == self._session]
+            if not mids:
+                return
+            queue_packet = getattr(client, "_packet_queue", None)
+            if queue_packet is None:  # a paho without the internal hook: one ack at a time
+                for mid in mids:
+                    client.ack(mid, 1)
+                return
+            # MQTT PUBACK (3.1.1, and MQTT 5 with reason code 0): 0x40, length 2, packet id.
+            packet = b"".join(_PUBACK.pack(0x40, 2, mid) for mid in mids)
+            queue_packet(0x40, packet, 0, 0)
+
+    # -- connection management -----------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            client = self._new_client()
+            with self._lock:
+                self._client = client
+            a = self.address
+            props = None
+            if self.protocol == "5":
+                props = Properties(PacketTypes.CONNECT)
+                props.SessionExpiryInterval = self.settings.mqtt_session_expiry_s
+                props.ReceiveMaximum = RECEIVE_MAXIMUM
+            log.info(
+                "connecting to mqtt %s:%s as %r (MQTT %s)",
+                a.host,
+                a.port,
+                self.settings.mqtt_client_id,
+                self.protocol,
+            )
+            if self.protocol == "5":
+                client.connect_async(a.host, a.port, KEEPALIVE_S, clean_start=False, properties=props)
+            else:
+                client.connect_async(a.host, a.port, KEEPALIVE_S)
+            client.loop_start()
+            while not self._fallback.wait(0.25):
+                if self._silent_broker(client):
+                    log.warning("no CONNACK to an MQTT 5 CONNECT within %.0fs", CONNACK_TIMEOUT_S)
+                    self._fallback.set()
+            self._fallback.clear()
+            with contextlib.suppress(Exception):  # already closed
+                client.disconnect()
+            client.loop_stop()
+            with self._lock:
+                self._client = None
+                self._session += 1
+            self.connected.clear()
+            self.subscribed.clear()
+            self.metrics.mqtt_connected.set(0)
+            if not self._stopping.is_set():
+                log.warning("broker refused MQTT 5; falling back to MQTT 3.1.1")
+                self.protocol = "3.1.1"
+
+    def _silent_broker(self, client: mqtt.Client) -> bool:
+        """A connected socket but no CONNACK for a while: some 3.1.1-only brokers (amqtt) never answer
+        an MQTT 5 CONNECT that carries properties."""
+        since = self._awaiting_connack_since
+        return (
+            self._auto
+            and self.protocol == "5"
+            and since is not None
+            and time.monotonic() - since > CONNACK_TIMEOUT_S
+            and client.socket() is not None
+        )
+
+    def _on_pre_connect(self, client: mqtt.Client, userdata: Any) -> None:
+        self._awaiting_connack_since = time.monotonic()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._awaiting_connack_since = None
+
+    def _new_client(self) -> mqtt.Client:
+        a = self.address
+        v5 = self.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.mqtt_client_id,
+            clean_session=None if v5 else False,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            transport=a.transport,  # type: ignore[arg-type]
+            manual_ack=True,
+        )
+        client.suppress_exceptions = True
+        if a.username is not None:
+            client.username_pw_set(a.username, a.password)
+        if a.tls:
+            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        if a.transport == "websockets":
+            client.ws_set_options(path=a.path)
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        client.on_pre_connect = self._on_pre_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_msg
+        return client
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
+        self._connack_seen = True
+        self._awaiting_connack_since = None
+        if rc.is_failure:
+            if self._auto and self.protocol == "5" and rc.value in _UNSUPPORTED_PROTOCOL:
+                self._fallback.set()
+                return
+            log.error("mqtt broker refused the connection: %s", rc)
+            return
+        with self._lock:
+            self._session += 1
+        self._silent_drops = 0
+        self.connected.set()
+        self.metrics.mqtt_connected.set(1)
+        log.info("connected to mqtt (MQTT %s, session present: %s)", self.protocol, flags.session_present)
+        if self.protocol == "5":
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+            client.subscribe([(t, opts) for t in self.topics])
+        else:
+            client.subscribe([(t, 1) for t in self.topics])
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        with self._lock:
+            self._session += 1
+        connack_seen, self._connack_seen = self._connack_seen, False
+        self._awaiting_connack_since = None
+        self.connected.clear()
+        self.subscribed.clear()
+        self.metrics.mqtt_connected.set(0)
+        if self._stopping.is_set() or self._fallback.is_set():
+            return
+        if not connack_seen and self._auto and self.protocol == "5":
+            self._silent_drops += 1
+            if self._silent_drops >= _SILENT_DROPS_BEFORE_FALLBACK:
+                self._fallback.set()
+                return
+        log.warning("mqtt connection lost (%s); reconnecting", rc)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any
+    ) -> None:
+        refused = [(t, rc) for t, rc in zip(self.topics, rcs, strict=False) if rc.is_failure]
+        if refused:
+            log.error("mqtt broker refused subscriptions: %s", refused)
+            return
+        self.subscribed.set()
+        log.info("subscribed to %s", self.topics)
+
+    def _on_msg(self, client: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        try:
+            topic = m.topic
+        except UnicodeDecodeError:
+            topic = m._topic.decode("utf-8", "replace")
+        payload = m.payload if type(m.payload) is bytes else bytes(m.payload)
+        try:
+            self._on_message(
+                InboundMessage(topic, payload, m.mid, m.qos, time.time(), bool(m.retain), self._session)
+            )
+        except Exception:  # never let a bug kill paho's network thread
+            log.exception("on_message failed for %r", topic)

@@ -1,0 +1,294 @@
+"""The ingest pipeline: one worker thread between the MQTT network thread and the stores.
+
+For each batch of queued messages: decode, store readings + rejections + registry updates in ONE SQLite
+transaction, advance the clock, run detection on the new readings, and only then acknowledge the messages.
+A crash anywhere before the commit leaves the messages unacknowledged, so the broker redelivers them; a
+crash after the commit but before the ack redelivers readings that the dedup index then ignores.
+
+No fixed sleeps: the worker takes whatever is queued (up to MAX_BATCH_MESSAGES), so batches grow under
+load and the broker's inflight window (mosquitto's max_inflight_messages, MQTT 5 Receive Maximum) is
+released as soon as the batch commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from devices.decode import INTERNAL_ERROR, Decoded, Rejection, decode_message
+from devices.reading import Reading
+from devices.registry import TrackerRegistry
+from ingest.mqtt import InboundMessage, MqttConsumer
+from ingest.readings import ReadingStore
+from kawal.clock import Clock, EventClock
+from kawal.db import Database
+from kawal.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_MESSAGES = 2000
+RETRY_MIN_S = 0.2
+RETRY_MAX_S = 10.0
+
+
+class Detector(Protocol):
+    def process(self, readings: Sequence[Reading]) -> None: ...
+
+    def on_status(self, tracker_id: str, status: str, at: float) -> None: ...
+
+    def tick(self, now: float) -> None: ...
+
+
+class NullDetector:
+    """Detects nothing; for tests and benchmarks of the ingest path alone."""
+
+    def process(self, readings: Sequence[Reading]) -> None:
+        return None
+
+    def on_status(self, tracker_id: str, status: str, at: float) -> None:
+        return None
+
+    def tick(self, now: float) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class _Item:
+    msg: InboundMessage
+    decoded: Decoded
+
+
+_STOP = object()
+
+
+class IngestPipeline:
+    def __init__(
+        self,
+        db: Database,
+        readings: ReadingStore,
+        registry: TrackerRegistry,
+        detector: Detector,
+        clock: Clock,
+        metrics: Metrics,
+        ack: Callable[[InboundMessage], None],
+        tick_interval_s: float = 1.0,
+        ack_many: Callable[[Sequence[InboundMessage]], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.readings = readings
+        self.registry = registry
+        self.detector = detector
+        self.clock = clock
+        self.metrics = metrics
+        self.ack = ack
+        owner = getattr(ack, "__self__", None)
+        if ack_many is None and isinstance(owner, MqttConsumer) and ack == owner.ack:
+            ack_many = owner.ack_many  # the consumer's batched acks: one write per batch
+        self.ack_many = ack_many
+        self.tick_interval_s = tick_interval_s
+        self._event_clock = isinstance(clock, EventClock)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._abort = threading.Event()
+        self.messages_done = 0  # messages fully handled (stored and acknowledged), for tests and benchmarks
+
+    # -- producer side (the MQTT network thread) -----------------------------------------------------------
+
+    def submit(self, msg: InboundMessage) -> None:
+        """Queue a message. Never blocks: this runs on paho's network thread."""
+        self._queue.put(msg)
+
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._abort.clear()
+        self._thread = threading.Thread(target=self._run, name="ingest-pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain: bool = True, timeout: float = 30.0) -> None:
+        """Stop the worker. With drain, what is queued now is stored and acknowledged first; without,
+        it is left unacknowledged for the broker to redeliver."""
+        if self._thread is None:
+            return
+        if not drain:
+            self._abort.set()
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("ingest pipeline did not stop within %.0fs", timeout)
+        self._thread = None
+
+    # -- the worker ----------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_tick = time.monotonic() + self.tick_interval_s
+        stopping = False
+        while not stopping:
+            try:
+                first = self._queue.get(timeout=max(0.0, next_tick - time.monotonic()))
+            except queue.Empty:
+                first = None
+            batch: list[InboundMessage] = []
+            if first is _STOP:
+                stopping = True
+            elif first is not None:
+                batch.append(first)  # type: ignore[arg-type]
+                while len(batch) < MAX_BATCH_MESSAGES:
+                    try:
+                        m = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if m is _STOP:
+                        stopping = True
+                        break
+                    batch.append(m)  # type: ignore[arg-type]
+            if batch and not self._abort.is_set():
+                self._handle(batch)
+            if self._abort.is_set():
+                return
+            if (batch and self._event_clock) or time.monotonic() >= next_tick:
+                self._tick()
+                next_tick = time.monotonic() + self.tick_interval_s
+
+    def _tick(self) -> None:
+        try:
+            self.detector.tick(self.clock.now())
+        except Exception:
+            log.exception("detector tick failed")
+            self.metrics.detector_errors.inc()
+
+    def _handle(self, batch: list[InboundMessage]) -> None:
+        t0 = time.perf_counter()
+        self.metrics.messages_received.inc(len(batch))
+        now = time.time()
+        items = [_Item(m, self._decode(m, now)) for m in batch]
+        new = self._store_with_retry(items, now)
+        if new is None:
+            return  # stopping while storage is failing: nothing acknowledged, the broker redelivers
+        self._account(items, new)
+        if new:
+            self.clock.observe(max(r.ts for r in new))
+            try:
+                self.detector.process(new)
+            except Exception:
+                log.exception("detector failed on %d readings", len(new))
+                self.metrics.detector_errors.inc()
+        for it in items:
+            d = it.decoded
+            if d.status is not None and d.tracker_id is not None:
+                try:
+                    self.detector.on_status(d.tracker_id, d.status, it.msg.received_at)
+                except Exception:
+                    log.exception("detector failed on status of %s", d.tracker_id)
+                    self.metrics.detector_errors.inc()
+        self._ack_all(items)
+        self.messages_done += len(items)
+        self.metrics.ingest_queue.set(self._queue.qsize())
+        self.metrics.ingest_batch_seconds.observe(time.perf_counter() - t0)
+
+    def _ack_all(self, items: list[_Item]) -> None:
+        # A lost ack only means a redelivery, which the dedup index absorbs.
+        if self.ack_many is not None:
+            try:
+                self.ack_many([it.msg for it in items])
+            except Exception:
+                log.exception("ack failed")
+            return
+        for it in items:
+            try:
+                self.ack(it.msg)
+            except Exception:
+                log.exception("ack failed")
+
+    @staticmethod
+    def _decode(m: InboundMessage, now: float) -> Decoded:
+        try:
+            return decode_message(m.topic, m.payload, now)
+        except Exception as e:  # a decoder bug must not stop ingest for everyone else
+            log.exception("decoding failed for %r", m.topic)
+            return Decoded(
+                "telemetry", None, rejections=[Rejection(INTERNAL_ERROR, repr(e)[:200], m.payload)]
+            )
+
+    def _account(self, items: list[_Item], new: list[Reading]) -> None:
+        m = self.metrics
+        total = sum(len(it.decoded.readings) for it in items)
+        if new:
+            m.readings_stored.inc(len(new))
+        if total > len(new):
+            m.readings_duplicate.inc(total - len(new))
+        reasons: Counter[str] = Counter(j.reason for it in items for j in it.decoded.rejections)
+        for reason, n in reasons.items():
+            m.readings_rejected.labels(reason).inc(n)
+
+    # -- storage -------------------------------------------------------------------------------------------
+
+    def _store_with_retry(self, items: list[_Item], now: float) -> list[Reading] | None:
+        """Store the batch; retry with backoff while the database is unavailable (locked, disk full)."""
+        delay = RETRY_MIN_S
+        while True:
+            try:
+                return self._store(items, now)
+            except sqlite3.OperationalError as e:
+                log.error("storing %d messages failed (%s); retrying in %.1fs", len(items), e, delay)
+            if self._abort.wait(delay):
+                return None
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    def _store(self, items: list[_Item], now: float) -> list[Reading]:
+        try:
+            return self._store_tx(items, now)
+        except sqlite3.OperationalError:
+            raise
+        except Exception:
+            if len(items) == 1:
+                return self._store_poison(items[0], now)
+            # Something in the batch cannot be stored: find it by storing message by message.
+            log.exception("storing a batch failed; storing its %d messages one by one", len(items))
+            out: list[Reading] = []
+            for it in items:
+                out.extend(self._store(list((it,)), now))
+            return out
+
+    def _store_tx(self, items: list[_Item], now: float) -> list[Reading]:
+        all_readings: list[Reading] = []
+        trackers: set[str] = set()
+        for it in items:
+            d = it.decoded
+            if d.readings:
+                all_readings.extend(d.readings)
+                trackers.add(d.tracker_id)  # type: ignore[arg-type]
+        with self.db.write() as conn:
+            if trackers:
+                self.registry.ensure(conn, trackers, now)
+            new = self.readings.insert(conn, all_readings, now)
+            for it in items:
+                d = it.decoded
+                if d.rejections:
+                    self.readings.add_rejections(conn, it.msg.topic, d.rejections, now)
+                if d.status is not None and d.tracker_id is not None:
+                    self.registry.set_status(conn, d.tracker_id, d.status, it.msg.received_at)
+        return new
+
+    def _store_poison(self, it: _Item, now: float) -> list[Reading]:
+        """One message that cannot be stored: keep it as a rejection so the stream goes on."""
+        log.exception("message on %r cannot be stored; rejecting it", it.msg.topic)
+        n = max(1, len(it.decoded.readings))
+        it.decoded = Decoded(
+            it.decoded.kind,
+            it.decoded.tracker_id,
+            rejections=[Rejection(INTERNAL_ERROR, "could not be stored", it.msg.payload)] * n,
+        )
+        with self.db.write() as conn:
+            self.readings.add_rejections(conn, it.msg.topic, it.decoded.rejections[:1], now)
+        return []
