@@ -147,6 +147,10 @@ class DetectionEngine:
             return
         if trip.trip_id in self._plans:
             self._drop_plan(trip.trip_id, touched)
+            st = self._states.get(plan.tracker_id)
+            if st is not None and st.trip == plan.trip_id:
+                st.hint = 0  # the route or the zones may have changed under a running trip
+                st.sc_cls = -1
         self._plans[plan.trip_id] = plan
         plans = self._by_tracker.setdefault(plan.tracker_id, [])
         insort(plans, plan, key=lambda p: (p.depart_after, p.trip_id))
@@ -261,7 +265,7 @@ class DetectionEngine:
         fix = screen(cfg, st, r)
         c.fix = fix
         c.moved = False
-        if fix in (FIX_OK, FIX_JUMP):
+        if fix in (FIX_OK, FIX_JUMP, FIX_STALE):
             assert r.lat is not None and r.lon is not None
             c.lat = r.lat
             c.lon = r.lon
@@ -270,8 +274,10 @@ class DetectionEngine:
                 if plan is not None:
                     c.x, c.y = plan.frame.to_xy(r.lat, r.lon)
                 c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts)
-        elif fix == FIX_STALE and st.sc_out == 0 and st.sc_n:
-            st.sc_last = ts  # the receiver holds its last position: evidence the stop goes on
+            elif fix == FIX_STALE:
+                # The receiver holds its last position: no new fix for the corridor or the storage zone,
+                # but evidence for the stop cluster that the crate has not moved.
+                c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts)
         if fix != FIX_OK and fix != FIX_NONE:
             name = FIX_NAMES[fix]
             self.stats[name] = self.stats.get(name, 0) + 1

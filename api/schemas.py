@@ -70,8 +70,34 @@ class NoteIn(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"note": "driver reached; seal replaced"}]})
 
 
+TRIP_EXAMPLE: dict[str, Any] = {
+    "trip_id": "T-1",
+    "crate_id": "JBG-KS-0001",
+    "tracker_id": "TRK-0001",
+    "origin": {"name": "Gudang KPU Jombang", "lat": -7.546, "lon": 112.233, "radius_m": 150.0},
+    "destination": {
+        "name": "PPK Diwek",
+        "lat": -7.585,
+        "lon": 112.23,
+        "radius_m": 150.0,
+        "open_after": "2024-11-26T23:00:00.000Z",
+    },
+    "route": [[-7.546, 112.233], [-7.56, 112.231], [-7.585, 112.23]],
+    "stops": [{"name": "Pos Polisi Diwek", "lat": -7.57, "lon": 112.2305, "radius_m": 100.0}],
+    "depart_after": "2024-11-20T00:00:00.000Z",
+    "arrive_by": "2024-11-20T03:00:00.000Z",
+    "corridor_m": 200.0,
+    "max_stop_min": 10.0,
+    "max_silence_min": 15.0,
+    "district": "Diwek",
+    "created_at": "2024-11-19T08:00:00.000Z",
+    "updated_at": "2024-11-19T08:00:00.000Z",
+}
+
+
 class TripList(BaseModel):
     items: list[Trip]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [TRIP_EXAMPLE]}]})
 
 
 class Fix(BaseModel):
@@ -103,6 +129,34 @@ class Fix(BaseModel):
 
 class FixList(BaseModel):
     items: list[Fix]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "ts": "2024-11-20T01:15:00.000Z",
+                            "lat": -7.559,
+                            "lon": 112.2311,
+                            "acc": 9.0,
+                            "spd": 31.0,
+                            "hdg": 183.0,
+                            "bat": 87.0,
+                        },
+                        {
+                            "ts": "2024-11-20T01:15:30.000Z",
+                            "lat": -7.56,
+                            "lon": 112.231,
+                            "acc": 8.0,
+                            "spd": 32.5,
+                            "hdg": 184.0,
+                            "bat": 87.0,
+                        },
+                    ]
+                }
+            ]
+        }
+    )
 
 
 class Crate(BaseModel):
@@ -152,6 +206,30 @@ class Crate(BaseModel):
 class CrateList(BaseModel):
     items: list[Crate]
     total: int = Field(..., description="crates matching the filters, before limit/offset")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "crate_id": "JBG-KS-0002",
+                            "tracker_id": "TRK-0002",
+                            "trip_id": "T-2",
+                            "last_seen": None,
+                            "seal": None,
+                            "last_fix": None,
+                            "seal_at": None,
+                            "state": "in_storage",
+                            "district": "Ploso",
+                            "destination": "PPK Ploso",
+                            "open_alerts": 0,
+                        }
+                    ],
+                    "total": 1,
+                }
+            ]
+        }
+    )
 
 
 class DistrictCount(BaseModel):
@@ -286,6 +364,23 @@ class Tracker(BaseModel):
 
 class TrackerList(BaseModel):
     items: list[Tracker]
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "tracker_id": "TRK-0001",
+                            "crate_id": "JBG-KS-0001",
+                            "status": "offline",
+                            "status_at": "2024-11-20T02:00:00.000Z",
+                            "created_at": "2024-11-19T08:00:00.000Z",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
 
 
 class TrackerIn(BaseModel):

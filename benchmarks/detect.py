@@ -23,23 +23,19 @@ import argparse
 import gc
 import math
 import random
-import sys
 import time
 import tracemalloc
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from alerts.model import AlertEvent  # noqa: E402
-from anomaly.config import DetectionConfig  # noqa: E402
-from anomaly.engine import DetectionEngine  # noqa: E402
-from anomaly.geometry import M_PER_DEG  # noqa: E402
-from anomaly.tracks import T0, make_trip  # noqa: E402
-from devices.reading import Reading  # noqa: E402
-from kawal.trips import Trip  # noqa: E402
+from alerts.model import AlertEvent
+from anomaly.config import DetectionConfig
+from anomaly.engine import DetectionEngine
+from anomaly.geometry import M_PER_DEG
+from anomaly.tracks import T0, make_trip
+from devices.reading import Reading
+from kawal.trips import Trip
 
 HUBS = [  # KPU warehouse and PPK (sub-district) offices of Jombang regency, approximately
     (-7.5460, 112.2330), (-7.5850, 112.2300), (-7.4920, 112.2320), (-7.6380, 112.2680),
@@ -153,8 +149,8 @@ def run_cpu(trips: list[Trip], readings: list[Reading], mode: str, batch: int) -
     return elapsed / len(readings) * 1e6, sink.n, compile_s
 
 
-def measure_memory(n: int, seed: int) -> tuple[float, float]:
-    """(bytes per tracker state, bytes per compiled trip plan), by tracemalloc."""
+def measure_memory(n: int, seed: int) -> tuple[float, float, int, float]:
+    """(bytes per tracker state, bytes per compiled trip plan, snapshot bytes, snapshot seconds)."""
     trips, drives = build_fleet(n, seed)
     readings = make_readings(drives, 6, seed + 1)
     del drives
@@ -176,17 +172,21 @@ def measure_memory(n: int, seed: int) -> tuple[float, float]:
     state_bytes = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     assert eng.trackers == n
-    return state_bytes / n, plans_bytes / n
+    t = time.perf_counter()
+    blob = eng.snapshot()
+    snap_s = time.perf_counter() - t
+    return state_bytes / n, plans_bytes / n, len(blob), snap_s
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trips", type=int, default=10_000)
-    ap.add_argument("--steps", type=int, default=120, help="readings per tracker (10 s apart)")
+    ap.add_argument("--steps", type=int, default=60, help="readings per tracker (10 s apart)")
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--modes", default="python,numpy,hint")
     ap.add_argument("--memory-trackers", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=1, help="runs per strategy (best and median reported)")
     args = ap.parse_args()
 
     print(f"building {args.trips} trips and {args.trips * args.steps} readings ...", flush=True)
@@ -195,15 +195,18 @@ def main() -> None:
     pts = sum(len(t.route) for t in trips) / len(trips)
     print(f"  {len(trips)} trips, {pts:.0f} route points on average, {len(readings)} readings")
     for mode in args.modes.split(","):
-        us, alerts, compile_s = run_cpu(trips, readings, mode, args.batch)
-        print(f"cpu  route_search={mode:<6} {us:7.2f} us/reading   ({alerts} alert events; "
-              f"set_trips {compile_s:.1f} s)", flush=True)
+        runs = [run_cpu(trips, readings, mode, args.batch) for _ in range(args.repeat)]
+        us = sorted(r[0] for r in runs)
+        alerts, compile_s = runs[0][1], runs[0][2]
+        print(f"cpu  route_search={mode:<6} best {us[0]:7.2f} us/reading, median {us[len(us) // 2]:7.2f}"
+              f"   ({alerts} alert events; set_trips {compile_s:.1f} s)", flush=True)
     del trips, drives, readings
     gc.collect()
     if args.memory_trackers:
-        per_state, per_plan = measure_memory(args.memory_trackers, args.seed + 2)
+        per_state, per_plan, snap_bytes, snap_s = measure_memory(args.memory_trackers, args.seed + 2)
         print(f"mem  {args.memory_trackers} trackers: {per_state:,.0f} B per tracker state, "
               f"{per_plan:,.0f} B per compiled trip plan (routes of 100-300 points)")
+        print(f"snap {args.memory_trackers} trackers: {snap_bytes / 1e6:.1f} MB compressed, {snap_s:.2f} s")
 
 
 if __name__ == "__main__":

@@ -61,20 +61,24 @@ def devices() -> None:
 @click.argument("tracker_id")
 @click.option("--crate", "crate_id", help="the crate this tracker is fixed to")
 @click.option("--rotate", is_flag=True, help="issue a new password for a tracker that already has one")
+@click.option("--owntracks", is_flag=True,
+              help="a phone running OwnTracks: TRACKER_ID is USER.DEVICE, the MQTT user is USER")
 @click.option("--json", "as_json", is_flag=True, help="print the credentials as JSON")
 @_files
 @_db_option
-def add(tracker_id: str, crate_id: str | None, rotate: bool, as_json: bool, password_file: Path,
-        acl_file: Path, db: Path | None) -> None:
+def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as_json: bool,
+        password_file: Path, acl_file: Path, db: Path | None) -> None:
     """Register TRACKER_ID and give it an MQTT account that may publish only to kawal/v1/TRACKER_ID/#."""
+    prov = Provisioner(password_file, acl_file, _open_db(db))
     try:
-        creds = Provisioner(password_file, acl_file, _open_db(db)).add_tracker(tracker_id, crate_id, rotate)
+        creds = prov.add_tracker(tracker_id, crate_id, rotate, owntracks=owntracks)
     except ProvisionError as e:
         raise click.ClickException(str(e)) from e
     extra: dict[str, Any] = {"tracker": tracker_id}
     if crate_id:
         extra["crate"] = crate_id
-    extra["topic"] = f"kawal/v1/{tracker_id}/telemetry"
+    extra["topic"] = ("owntracks/{}/{}".format(*tracker_id.split(".", 1)) if owntracks
+                      else f"kawal/v1/{tracker_id}/telemetry")
     _print_credentials(creds, as_json, extra)
     click.echo(RELOAD_HINT, err=True)
 
@@ -141,13 +145,15 @@ def list_(as_json: bool, password_file: Path, acl_file: Path, db: Path | None) -
     """List registered trackers and MQTT accounts, and whether each tracker has a password."""
     from devices.registry import TrackerRegistry
 
-    accounts = Provisioner(password_file, acl_file).accounts()
+    prov = Provisioner(password_file, acl_file)
+    accounts = prov.accounts()
+    with_account = prov.tracker_ids_with_accounts()
     rows: list[dict[str, Any]] = []
     for t in TrackerRegistry(_open_db(db)).list():
-        rows.append({**t, "account": t["tracker_id"] in accounts})
+        rows.append({**t, "account": t["tracker_id"] in with_account})
     known = {r["tracker_id"] for r in rows}
     services = [u for u, role in accounts.items() if role == "service"]
-    orphans = [u for u, role in accounts.items() if role != "service" and u not in known]
+    orphans = sorted(with_account - known)
     if as_json:
         for r in rows:
             click.echo(json.dumps(r))

@@ -11,12 +11,11 @@ Every rejection carries a reason code from `REASONS`; those codes are the `reaso
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from devices.reading import Reading
+from devices.reading import Reading, SealState
 from kawal.timeutil import EPOCH_2000, parse_time
 
 try:  # orjson parses 2-3x faster than the stdlib; optional so a bare install still works.
@@ -161,15 +160,11 @@ def _loads(payload: bytes) -> Any:
     return json.loads(payload)
 
 
-def _number(d: dict[str, Any], key: str) -> float | None:
-    v = d.get(key)
-    if v is None:
-        return None
+def _to_float(key: str, v: Any) -> float:
+    """The slow path of a numeric field: ints, non-finite floats and wrong types."""
     t = type(v)
     if t is float:
-        if not math.isfinite(v):
-            raise _Invalid(NOT_FINITE, f"{key} is {v!r}")
-        return v
+        raise _Invalid(NOT_FINITE, f"{key} is {v!r}")
     if t is int:
         try:
             return float(v)
@@ -179,13 +174,17 @@ def _number(d: dict[str, Any], key: str) -> float | None:
 
 
 def _reading(d: dict[str, Any], tracker_id: str, now: float, extra_keys: frozenset[str]) -> Reading:
-    """Validate one native-shaped reading dict (OwnTracks is renamed to this shape first)."""
-    if "ts" not in d:
+    """Validate one native-shaped reading dict (OwnTracks is renamed to this shape first).
+
+    Numbers take an inline fast path: a float `v` is finite exactly when `v - v == 0.0`.
+    """
+    get = d.get
+    raw_ts = get("ts")
+    if raw_ts is None:
         raise _Invalid(MISSING_TS, "ts is required")
-    raw_ts = d["ts"]
     if type(raw_ts) is float or type(raw_ts) is int:
         ts = float(raw_ts)
-        if not math.isfinite(ts):
+        if ts - ts != 0.0:
             raise _Invalid(NOT_FINITE, f"ts is {raw_ts!r}")
     else:
         try:
@@ -197,40 +196,60 @@ def _reading(d: dict[str, Any], tracker_id: str, now: float, extra_keys: frozens
     if ts < EPOCH_2000:
         raise _Invalid(TS_BEFORE_2000, f"ts {ts:.3f} is before 2000-01-01")
 
-    lat = _number(d, "lat")
-    lon = _number(d, "lon")
-    if (lat is None) != (lon is None):
-        raise _Invalid(POSITION_INCOMPLETE, "lat and lon must be sent together")
-    if lat is not None and not -90.0 <= lat <= 90.0:
-        raise _Invalid(LAT_OUT_OF_RANGE, f"lat {lat!r}")
-    if lon is not None and not -180.0 <= lon <= 180.0:
-        raise _Invalid(LON_OUT_OF_RANGE, f"lon {lon!r}")
+    lat = get("lat")
+    if lat is not None and (type(lat) is not float or lat - lat != 0.0):
+        lat = _to_float("lat", lat)
+    lon = get("lon")
+    if lon is not None and (type(lon) is not float or lon - lon != 0.0):
+        lon = _to_float("lon", lon)
+    if lat is None:
+        if lon is not None:
+            raise _Invalid(POSITION_INCOMPLETE, "lat and lon must be sent together")
+    else:
+        if lon is None:
+            raise _Invalid(POSITION_INCOMPLETE, "lat and lon must be sent together")
+        if not -90.0 <= lat <= 90.0:
+            raise _Invalid(LAT_OUT_OF_RANGE, f"lat {lat!r}")
+        if not -180.0 <= lon <= 180.0:
+            raise _Invalid(LON_OUT_OF_RANGE, f"lon {lon!r}")
 
-    acc = _number(d, "acc")
-    if acc is not None and acc < 0.0:
-        raise _Invalid(OUT_OF_RANGE, f"acc {acc!r} < 0")
-    spd = _number(d, "spd")
-    if spd is not None and spd < 0.0:
-        raise _Invalid(OUT_OF_RANGE, f"spd {spd!r} < 0")
-    hdg = _number(d, "hdg")
-    if hdg is not None and not 0.0 <= hdg <= 360.0:
-        raise _Invalid(OUT_OF_RANGE, f"hdg {hdg!r} not in 0..360")
-    bat = _number(d, "bat")
-    if bat is not None and not 0.0 <= bat <= 100.0:
-        raise _Invalid(OUT_OF_RANGE, f"bat {bat!r} not in 0..100")
+    acc = get("acc")
+    if acc is not None:
+        if type(acc) is not float or acc - acc != 0.0:
+            acc = _to_float("acc", acc)
+        if acc < 0.0:
+            raise _Invalid(OUT_OF_RANGE, f"acc {acc!r} < 0")
+    spd = get("spd")
+    if spd is not None:
+        if type(spd) is not float or spd - spd != 0.0:
+            spd = _to_float("spd", spd)
+        if spd < 0.0:
+            raise _Invalid(OUT_OF_RANGE, f"spd {spd!r} < 0")
+    hdg = get("hdg")
+    if hdg is not None:
+        if type(hdg) is not float or hdg - hdg != 0.0:
+            hdg = _to_float("hdg", hdg)
+        if not 0.0 <= hdg <= 360.0:
+            raise _Invalid(OUT_OF_RANGE, f"hdg {hdg!r} not in 0..360")
+    bat = get("bat")
+    if bat is not None:
+        if type(bat) is not float or bat - bat != 0.0:
+            bat = _to_float("bat", bat)
+        if not 0.0 <= bat <= 100.0:
+            raise _Invalid(OUT_OF_RANGE, f"bat {bat!r} not in 0..100")
 
-    seq = d.get("seq")
+    seq = get("seq")
     if seq is not None and (type(seq) is not int or seq < 0 or seq > 0x7FFFFFFFFFFFFFFF):
         raise _Invalid(BAD_SEQ, f"seq {str(seq)[:32]!r} is not an integer >= 0")
 
-    seal = d.get("seal")
-    if seal is not None and seal not in SEALS:
+    seal: Any = get("seal")
+    if seal is not None and (type(seal) is not str or seal not in SEALS):
         raise _Invalid(BAD_SEAL, f"seal {str(seal)[:32]!r}")
 
     extra = None
     if not d.keys() <= extra_keys:
         extra = {k: v for k, v in d.items() if k not in extra_keys}
-    return Reading(tracker_id, ts, lat, lon, seq, acc, spd, hdg, bat, seal, extra)
+    return Reading(tracker_id, ts, lat, lon, seq, acc, spd, hdg, bat, cast(SealState | None, seal), extra)
 
 
 def _element_raw(element: object) -> bytes:

@@ -222,6 +222,19 @@ def tracker_acl(tracker_id: str) -> list[str]:
     return [f"topic write kawal/v1/{tracker_id}/#"]
 
 
+def owntracks_parts(tracker_id: str) -> tuple[str, str]:
+    """USER.DEVICE -> (USER, DEVICE): Kawal names an OwnTracks phone `{user}.{device}` (CONTRACT 1.3)."""
+    user, sep, device = tracker_id.partition(".")
+    if not sep or not user or not device:
+        raise ProvisionError(f"an OwnTracks tracker id is USER.DEVICE, e.g. budi.phone: {tracker_id!r}")
+    return user, device
+
+
+def owntracks_acl(user: str, device: str) -> list[str]:
+    # The app publishes its location to owntracks/USER/DEVICE and events/waypoints below it.
+    return [f"topic write owntracks/{user}/{device}", f"topic write owntracks/{user}/{device}/#"]
+
+
 def service_acl() -> list[str]:
     return [f"topic read {t}" for t in SERVICE_TOPICS]
 
@@ -258,11 +271,19 @@ class Provisioner:
         self.acl_file = Path(acl_file)
         self.db = db
 
-    def add_tracker(self, tracker_id: str, crate_id: str | None = None, rotate: bool = False) -> Credentials:
+    def add_tracker(
+        self, tracker_id: str, crate_id: str | None = None, rotate: bool = False, owntracks: bool = False
+    ) -> Credentials:
+        """A tracker account. With `owntracks`, TRACKER_ID is USER.DEVICE of the OwnTracks app: the MQTT
+        user is USER (the app puts it in its topic) and it may publish only to owntracks/USER/DEVICE."""
         check_id(tracker_id, "tracker id")
         if crate_id is not None:
             check_id(crate_id, "crate id")
-        creds = self._issue(tracker_id, "tracker", tracker_acl(tracker_id), rotate)
+        if owntracks:
+            user, device = owntracks_parts(tracker_id)
+            creds = self._issue(user, "tracker", owntracks_acl(user, device), rotate)
+        else:
+            creds = self._issue(tracker_id, "tracker", tracker_acl(tracker_id), rotate)
         if self.db is not None:
             self._register(tracker_id, crate_id, creds)
         return creds
@@ -296,6 +317,20 @@ class Provisioner:
         pw = PasswordFile.load(self.password_file)
         acl = AclFile.load(self.acl_file)
         return {u: role_of(acl.get(u)) for u in pw.users()}
+
+    def tracker_ids_with_accounts(self) -> set[str]:
+        """Tracker ids (native, or USER.DEVICE for OwnTracks) that an account in the files publishes for."""
+        users = PasswordFile.load(self.password_file).users()
+        acl = AclFile.load(self.acl_file)
+        out: set[str] = set()
+        for user in users:
+            for line in acl.get(user) or []:
+                m = re.fullmatch(r"\s*topic write (?:kawal/v1/([^/]+)/#|owntracks/([^/]+)/([^/]+))\s*", line)
+                if m and m.group(1):
+                    out.add(m.group(1))
+                elif m:
+                    out.add(f"{m.group(2)}.{m.group(3)}")
+        return out
 
     def _issue(
         self, username: str, role: Role, acl_lines: list[str], rotate: bool, password: str | None = None

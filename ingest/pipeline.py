@@ -278,6 +278,7 @@ class IngestPipeline:
                     self.readings.add_rejections(conn, it.msg.topic, d.rejections, now)
                 if d.status is not None and d.tracker_id is not None:
                     self.registry.set_status(conn, d.tracker_id, d.status, it.msg.received_at)
+        self.registry.remember(trackers)
         return new
 
     def _store_poison(self, it: _Item, now: float) -> list[Reading]:

@@ -15,8 +15,7 @@ MAX_REJECTED_PAYLOAD = 4096
 
 _COLUMNS = "tracker_id, ts, seq, lat, lon, acc, spd, hdg, bat, seal, extra"
 _INSERT = (
-    f"INSERT OR IGNORE INTO readings ({_COLUMNS}, received_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT OR IGNORE INTO readings ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A usable fix: both coordinates, and not Null Island (Reading.has_position).
 _HAS_POSITION = "lat IS NOT NULL AND lon IS NOT NULL AND NOT (lat = 0 AND lon = 0)"

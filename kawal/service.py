@@ -160,6 +160,7 @@ class Service:
         self.pipeline: IngestPipeline | None = None
         self.influx: InfluxForwarder | None = None
         self.detector: SerialDetector | None = None
+        self.broadcaster: Broadcaster | None = None
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
 
@@ -178,6 +179,7 @@ class Service:
         trips = TripRepository(db)
         audit = AuditLog(db)
         broadcaster = Broadcaster()
+        self.broadcaster = broadcaster
         alerts = AlertStore(db, audit, broadcaster, self.metrics)
         engine = DetectionEngine(sink=alerts.apply)
         engine.set_trips(trips.list())
@@ -194,6 +196,9 @@ class Service:
             self.broker = EmbeddedBroker(s, workdir)
             self.mqtt_url = self.broker.start()
             log.info("embedded %s broker on %s", self.broker.kind, self.mqtt_url)
+            if s.mqtt_protocol == "auto" and self.broker.protocol == "3.1.1":
+                # amqtt speaks only 3.1.1: skip the MQTT 5 attempt and its fallback delay.
+                s = s.model_copy(update={"mqtt_protocol": "3.1.1"})
 
         self.consumer = MqttConsumer(s, self.mqtt_url, self._on_message, self.metrics)
         self.pipeline = IngestPipeline(db, readings, registry, detector, self.clock, self.metrics, self.consumer.ack)
@@ -217,6 +222,7 @@ class Service:
             tokens=TokenStore(db, s.admin_token.get_secret_value() if s.admin_token else None),
             health=self.health,
             on_trip_changed=detector.upsert_trip,
+            clock=self.clock,
         )
         app = create_app(ctx)
         config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
@@ -254,6 +260,8 @@ class Service:
                 log.exception("could not save the detector snapshot")
         if self.influx is not None:
             self.influx.stop()
+        if self.broadcaster is not None:
+            self.broadcaster.close()  # ends open alert streams, which uvicorn would otherwise wait for
         if self._server is not None:
             self._server.should_exit = True
         if self._server_thread is not None:

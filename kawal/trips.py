@@ -7,13 +7,30 @@ import sqlite3
 import time
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from kawal.db import Database
 from kawal.timeutil import parse_time, rfc3339
 
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
+# In: RFC 3339 or Unix seconds (the schema says so); out: RFC 3339 UTC, by the serializers below.
+TimeIn = Annotated[
+    float,
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+         "description": "RFC 3339 with an offset, or Unix seconds"},
+        mode="validation",
+    ),
+]
 
 # Documented defaults for the per-trip thresholds (see docs/detection.md for where each comes from).
 DEFAULT_CORRIDOR_M = 200.0
@@ -44,7 +61,7 @@ class Zone(BaseModel):
 
 
 class Destination(Zone):
-    open_after: float | None = Field(
+    open_after: TimeIn | None = Field(
         None, description="from this time on, opening the seal inside the zone is expected"
     )
 
@@ -96,8 +113,8 @@ class TripIn(BaseModel):
     destination: Destination
     route: list[tuple[float, float]] = Field(..., min_length=2, max_length=100_000)
     stops: list[Stop] = Field(default_factory=list, max_length=1000)
-    depart_after: float
-    arrive_by: float
+    depart_after: TimeIn
+    arrive_by: TimeIn
     corridor_m: float = Field(DEFAULT_CORRIDOR_M, gt=0, le=100_000)
     max_stop_min: float = Field(DEFAULT_MAX_STOP_MIN, gt=0, le=7 * 24 * 60)
     max_silence_min: float = Field(DEFAULT_MAX_SILENCE_MIN, gt=0, le=7 * 24 * 60)

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from simulators.evaluate import DEFAULT_MAX_RATE
 from simulators.scenario import INCIDENT_TYPES, WIB, SimConfig
 
 
@@ -168,6 +169,13 @@ def common(trackers: int, incidents: float) -> Any:
 )
 @click.option("--fast", is_flag=True, help="same as --speedup 0")
 @click.option(
+    "--max-rate",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="cap on messages per second (0: none)",
+)
+@click.option(
     "--start",
     default="auto",
     show_default=True,
@@ -219,6 +227,7 @@ def simulate(
     progress: bool,
     speedup: float,
     fast: bool,
+    max_rate: float,
     start: str,
     mqtt_url: str,
     api_url: str | None,
@@ -285,6 +294,7 @@ def simulate(
     stop = threading.Event()
     pub = Publisher(
         mqtt_url,
+        max_rate=max_rate or None,
         speedup=speedup,
         connections=connections,
         per_tracker=per_tracker_connections,
@@ -311,6 +321,13 @@ def simulate(
     show_default=True,
     type=click.FloatRange(min=0.0),
     help="0: as fast as the broker acknowledges; X: X times real time",
+)
+@click.option(
+    "--max-rate",
+    type=click.FloatRange(min=0.0),
+    default=DEFAULT_MAX_RATE,
+    show_default=True,
+    help="cap on messages per second, so Kawal follows the feed as it would live (0: none)",
 )
 @click.option("--start", default=None, help="simulation start (default 2024-11-25 05:00 WIB)")
 @click.option(
@@ -356,6 +373,7 @@ def evaluate(
     connections: int,
     progress: bool,
     speedup: float,
+    max_rate: float,
     start: str | None,
     api_url: str | None,
     mqtt_url: str | None,
@@ -390,6 +408,7 @@ def evaluate(
         config=cfg,
         start=start,
         speedup=speedup,
+        max_rate=max_rate or None,
         api_url=api_url,
         mqtt_url=mqtt_url,
         token=token,

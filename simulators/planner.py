@@ -64,6 +64,13 @@ class _Path:
         return Polyline(concat(self.parts))
 
 
+def _inside(path: Polyline, place: Place, step: float = 5.0) -> tuple[FloatArray, np.ndarray]:
+    """Distances along a path every `step` metres, and whether each point is inside the place's zone."""
+    ss = np.append(np.arange(0.0, path.length, step), path.length)
+    pts = path.points_at(ss)
+    return ss, np.hypot(pts[:, 0] - place.x, pts[:, 1] - place.y) < place.radius_m
+
+
 def _turn_speed(path: Polyline, s: float) -> float:
     """Speed for the bend at s (m/s): sharp turns at 15 km/h, mild ones at 25, straight on at cruise."""
     h1 = path.heading_at(max(0.0, s - 25.0))
@@ -717,13 +724,13 @@ class Planner:
         d2, _, _ = self.drive(pb2, d1.t1 + stay, rng, 1.0)
         tl.add(d2)
         self._record_halts(spec, trip, d2.motion)
-        # Entering the wrong zone: the first point of the first drive inside its radius.
-        path = d1.motion.path
-        ss = np.arange(0.0, path.length, 5.0)
-        pts = path.points_at(ss)
-        inside = ss[np.hypot(pts[:, 0] - wrong.x, pts[:, 1] - wrong.y) < wrong.radius_m]
-        t_in = d1.motion.time_at(float(inside[0])) if len(inside) else d1.t1
-        t_out = d2.motion.time_at(wrong.radius_m + 10.0)
+        # The crate comes to rest in the wrong zone from its last entry into it, until it drives out again.
+        ss, inside = _inside(d1.motion.path, wrong)
+        outside = np.nonzero(~inside)[0]
+        t_in = d1.motion.time_at(float(ss[outside[-1] + 1])) if len(outside) else d1.t0
+        ss2, inside2 = _inside(d2.motion.path, wrong)
+        gone = np.nonzero(~inside2)[0]
+        t_out = d2.motion.time_at(float(ss2[gone[0]])) if len(gone) else d2.t1
         ev = self.add_truth(
             "wrong_destination",
             spec,
@@ -780,11 +787,8 @@ class Planner:
         d2, _, _ = self.drive(pb2, d1.t1 + dwell, rng)
         tl.add(d2)
         moves.append((t_go, d2.t1))
-        path = d1.motion.path
-        ss = np.arange(0.0, path.length, 5.0)
-        p = path.points_at(ss)
-        outside = ss[np.hypot(p[:, 0] - place.x, p[:, 1] - place.y) > place.radius_m]
-        t_exit = d1.motion.time_at(float(outside[0]))
+        ss, inside = _inside(d1.motion.path, place)
+        t_exit = d1.motion.time_at(float(ss[np.nonzero(~inside)[0][0]]))
         ev = self.add_truth(
             "unexpected_movement",
             spec,

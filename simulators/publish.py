@@ -4,6 +4,8 @@
 
 - pacing: `speedup=1` is real time, `speedup=X` is X times faster, `speedup=0` is as fast as the broker
   acknowledges (a bounded window of unacknowledged messages, `window`, is the back-pressure);
+  `max_rate` caps messages per second on top of that (a service that cannot keep up falls behind, and
+  under KAWAL_CLOCK=event a large backlog is a different test from a live feed);
 - connections: by default one MQTT connection (or `connections` of them) multiplexes every tracker, with
   a tracker's messages always on the same connection, so their order is kept. `per_tracker=True` gives each
   tracker its own connection with a retained `offline` Last Will on its status topic, for small fleets
@@ -136,6 +138,7 @@ class Publisher:
         client_prefix: str = "kawal-sim",
         keepalive: int = 60,
         connect_timeout: float = 30.0,
+        max_rate: float | None = None,
     ) -> None:
         if speedup < 0 or math.isnan(speedup):
             raise ValueError("speedup must be >= 0 (0: as fast as the broker acknowledges)")
@@ -143,8 +146,11 @@ class Publisher:
             raise ValueError("qos must be 0 or 1")
         if protocol not in ("3.1.1", "5"):
             raise ValueError("protocol must be '3.1.1' or '5'")
+        if max_rate is not None and not max_rate > 0:
+            raise ValueError("max_rate must be > 0 messages per second (None: no cap)")
         self.addr = BrokerAddress.parse(mqtt_url)
         self.speedup = speedup
+        self.max_rate = max_rate
         self.n_connections = max(1, connections)
         self.per_tracker = per_tracker
         self.qos = qos
@@ -259,6 +265,19 @@ class Publisher:
         deadline = time.monotonic() + 5.0
         while conn.connected and time.monotonic() < deadline:
             self._service(0.02)
+        # Forget the client: the tracker comes back later as a fresh connection (see _conn_for).
+        self._discard(conn)
+        self._conns = {k: c for k, c in self._conns.items() if c is not conn}
+
+    def _discard(self, conn: _Conn) -> None:
+        if conn.sock is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._sel.unregister(conn.sock)
+        conn.sock = None
+        sock = conn.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
 
     # ----- the network loop ------------------------------------------------------------------------
     def _service(self, timeout: float) -> None:
@@ -339,6 +358,10 @@ class Publisher:
                             break
                         self._service(min(due - now, 0.2))
                     stats.max_lag_s = max(stats.max_lag_s, time.monotonic() - due)
+                if self.max_rate is not None:  # a cap on messages per second, whatever the speed-up
+                    due = t0_wall + stats.messages / self.max_rate
+                    while (now := time.monotonic()) < due and not (stop is not None and stop.is_set()):
+                        self._service(min(due - now, 0.2))
                 while self._inflight >= self.window:
                     self._service(0.05)
                 self._send(msg, stats)
@@ -377,11 +400,6 @@ class Publisher:
             if self.per_tracker:
                 self._drop(conn)  # the broker now publishes the will: `offline`, retained
                 return
-        elif msg.control == "restore" and self.per_tracker:
-            conn = self._conns[msg.tracker_id]
-            conn.dropped = False
-            conn.connected = False
-            self._open(conn, reconnect=True)
         conn = self._conn_for(msg)
         if not conn.connected:
             self._open(conn, reconnect=True)
@@ -406,22 +424,11 @@ class Publisher:
 
     def close(self) -> None:
         for conn in self._conns.values():
-            try:
+            with contextlib.suppress(OSError):
                 if conn.connected:
-                    conn.client.disconnect()
+                    conn.client.disconnect()  # a clean goodbye: no Last Will
                     conn.client.loop_write()
-            except OSError:
-                pass
-            try:
-                if conn.sock is not None:
-                    self._sel.unregister(conn.sock)
-            except (KeyError, ValueError):
-                pass
-            conn.sock = None
-            sock = conn.client.socket()
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            self._discard(conn)
         self._conns.clear()
 
     def publish_scenario(self, scenario: Scenario, **kwargs: Any) -> PublishStats:

@@ -70,6 +70,9 @@ class Mosquitto:
         extra = self.extra_config
         if "allow_anonymous" not in extra:
             extra += "\nallow_anonymous true\n"
+        if os.geteuid() == 0 and "\nuser " not in "\n" + extra:
+            # As root, mosquitto drops to the `mosquitto` user, which cannot write to a private temp folder.
+            extra += "user root\n"
         self.conf_path.write_text(
             f"listener {self.port} 127.0.0.1\n"
             "persistence true\n"

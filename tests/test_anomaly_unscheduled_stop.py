@@ -142,3 +142,23 @@ def test_late_readings_cannot_fake_a_stop() -> None:
     eng.process(late.readings)
     eng.tick(tr.t + 60)
     assert rec.raised(STOP) == []
+
+
+def test_silent_tracker_is_not_taken_for_a_stopped_one() -> None:
+    eng, rec = setup()
+    tr = Track(t=T0 + 60)
+    drive_to_mid(tr)
+    replay(eng, tr.readings)
+    for minute in range(1, 40):  # silent for 40 minutes right after driving
+        eng.tick(tr.t + 60 * minute)
+    assert rec.raised(STOP) == []
+    assert len(rec.raised(AlertType.SIGNAL_LOST)) == 1
+    # stopped for 7 minutes, then silent: the stop is assumed to go on only for stop_grace_s (5 min)
+    eng2, rec2 = setup()
+    tr2 = Track(t=T0 + 60)
+    drive_to_mid(tr2)
+    tr2.stay(MID, 7)
+    replay(eng2, tr2.readings)
+    eng2.tick(tr2.t + 4 * 60)
+    raised = rec2.raised(STOP)
+    assert len(raised) == 1 and raised[0].details["stopped_min"] == 11.0

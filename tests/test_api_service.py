@@ -52,6 +52,8 @@ class StreamReader:
         self._client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=60))
         self._headers = headers
         self._stop = threading.Event()
+        self.ready = threading.Event()
+        self.position: str | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> StreamReader:
@@ -64,7 +66,12 @@ class StreamReader:
                 for ev in sse_events(r):
                     if self._stop.is_set():
                         return
-                    if not ev.comment:
+                    if ev.comment:
+                        continue
+                    if ev.data is None:  # the position event: from here on, nothing is missed
+                        self.position = ev.id
+                        self.ready.set()
+                    else:
                         self.events.put((time.monotonic(), ev))
         except httpx.HTTPError:
             return
@@ -84,13 +91,6 @@ def _wait(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "con
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
-
-def _sse_clients(client: httpx.Client) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("kawal_sse_clients "):
-            return float(line.split()[1])
-    return 0.0
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_seal_break_reaches_the_stream_within_a_second(
     _wait(lambda: client.get("/api/v1/crates/C-1").json()["last_fix"] is not None, what="the first fix")
 
     with StreamReader(srv.base_url, srv.headers) as stream:
-        _wait(lambda: _sse_clients(client) >= 1, what="the stream client")
+        assert stream.ready.wait(20)
         published = time.monotonic()
         pub.reading("TRK-1", lat=-7.5601, lon=112.2311, seq=2, seal="open", bat=90)
         arrived, alert, event_id = stream.next()

@@ -47,11 +47,21 @@ def _collect(stream: Iterator[SseEvent], n: int, timeout: float = 10.0) -> list[
     out: list[SseEvent] = []
     deadline = time.monotonic() + timeout
     for ev in stream:
-        if not ev.comment:
+        if not ev.comment and ev.data is not None:
             out.append(ev)
             if len(out) == n:
                 return out
         assert time.monotonic() < deadline, f"only {len(out)} of {n} events arrived"
+    raise AssertionError("the stream ended")
+
+
+def _open(stream: Iterator[SseEvent]) -> str:
+    """The position event a stream starts with (no Last-Event-ID): only an id. Once it arrived, the
+    client is subscribed and every later change reaches it."""
+    for ev in stream:
+        if not ev.comment:
+            assert ev.data is None and ev.id is not None, ev
+            return ev.id
     raise AssertionError("the stream ended")
 
 
@@ -68,9 +78,8 @@ def test_live_events_and_heartbeats(api: tuple[Harness, httpx.Client]) -> None:
     with client.stream("GET", "/api/v1/alerts/stream", headers=h.headers("viewer")) as r:
         evs = sse_events(r)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-        _wait_for_clients(h, 1)
-        first = next(evs)
-        assert first.comment  # a heartbeat comes before any event
+        assert _open(evs) == "1"  # the position: the change made before connecting is not sent
+        assert next(evs).comment  # then heartbeats while nothing happens
         raised = h.ctx.alerts.apply(_raise("TRK-1"))
         assert raised is not None
         h.ctx.alerts.ack(raised.id, "ops-budi", "on it")
@@ -105,7 +114,7 @@ def test_reconnect_with_last_event_id_gets_what_it_missed(api: tuple[Harness, ht
     h, client = api
     with client.stream("GET", "/api/v1/alerts/stream", headers=h.headers("viewer")) as r:
         evs = sse_events(r)
-        _wait_for_clients(h, 1)
+        assert _open(evs) == "0"
         a = h.ctx.alerts.apply(_raise("TRK-1"))
         assert a is not None
         (seen,) = _collect(evs, 1)
@@ -126,7 +135,7 @@ def test_reconnect_with_last_event_id_gets_what_it_missed(api: tuple[Harness, ht
     assert [e.id for e in missed] == ["2", "3", "4"]
     assert [json.loads(e.data or "")["status"] for e in missed] == ["open", "acknowledged", "resolved"]
     assert live.id == "5" and json.loads(live.data or "")["tracker_id"] == "TRK-3"
-    # The query parameter does the same for clients that cannot set headers; ids past the end are clamped.
+    # The query parameter does the same for clients that cannot set headers; ids never given start from now.
     with client.stream(
         "GET", "/api/v1/alerts/stream", params={"last_event_id": 3}, headers=h.headers("viewer")
     ) as r:
@@ -137,7 +146,7 @@ def test_reconnect_with_last_event_id_gets_what_it_missed(api: tuple[Harness, ht
         "GET", "/api/v1/alerts/stream", headers={**h.headers("viewer"), "Last-Event-ID": "999"}
     ) as r:
         evs = sse_events(r)
-        _wait_for_clients(h, 1)
+        assert _open(evs) == "5"  # an id this server never gave: the stream starts from now
         h.ctx.alerts.apply(_raise("TRK-4", AlertType.LOW_BATTERY))
         assert [e.id for e in _collect(evs, 1)] == ["6"]
 
@@ -164,7 +173,7 @@ def test_slow_client_is_caught_up_from_the_table(tmp_path: Path) -> None:
         client.stream("GET", "/api/v1/alerts/stream", headers=h.headers("viewer")) as r,
     ):
         evs = sse_events(r)
-        _wait_for_clients(h, 1)
+        assert _open(evs) == "0"
         (sub,) = broadcaster.subscriptions()
         busy = threading.Event()
 
@@ -190,7 +199,7 @@ def test_out_of_order_publishes_are_put_back_in_order(api: tuple[Harness, httpx.
     )  # commits, publishes nowhere
     with client.stream("GET", "/api/v1/alerts/stream", headers=h.headers("viewer")) as r:
         evs = sse_events(r)
-        _wait_for_clients(h, 1)
+        _open(evs)
         first = silent.apply(_raise("TRK-1"))
         second = silent.apply(_raise("TRK-2"))
         assert first is not None and second is not None
@@ -206,7 +215,7 @@ def test_close_ends_every_stream(api: tuple[Harness, httpx.Client]) -> None:
     h, client = api
     with client.stream("GET", "/api/v1/alerts/stream", headers=h.headers("viewer")) as r:
         evs = sse_events(r)
-        _wait_for_clients(h, 1)
+        _open(evs)
         h.ctx.broadcaster.close()
         rest = [ev for ev in evs if not ev.comment]  # ends instead of waiting for more
     assert rest == []

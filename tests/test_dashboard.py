@@ -324,6 +324,7 @@ def test_selecting_a_crate_draws_its_route_and_track(fleet: Fleet, open_page: Ca
     assert page.locator("#map path.kawal-destination").count() == 1
 
     detail = page.locator("#crate-detail")
+    detail.get_by_text("Gudang KPU Jombang").wait_for()
     shown = detail.inner_text()
     for text in ("JBG-KS-0001", "T-0001", "TRK-0001", "Diwek", "PPK Diwek", "Gudang KPU Jombang", "88 %"):
         assert text in shown, text
@@ -398,7 +399,7 @@ def test_login_language_and_wib(fleet: Fleet, open_page: Callable[..., Watched])
     assert page.locator("#board-title").inner_text() == "Papan peringatan"
     page.click("#app .js-lang")
     page.locator("#board-title", has_text="Alert board").wait_for()
-    assert page.locator("#state-chips [data-state=in_transit]").inner_text().endswith("In transit")
+    page.locator("#state-chips [data-state=in_transit]", has_text="In transit").wait_for()
     assert page.locator("html").get_attribute("lang") == "en"
     page.click("#app .js-lang")
     page.locator("#board-title", has_text="Papan peringatan").wait_for()

@@ -75,6 +75,10 @@ def test_unchanged_assets_answer_304(client: TestClient) -> None:
         "/static/leaflet/../../../../../../etc/passwd",
         "/static/leaflet/%2e%2e/%2e%2e/__init__.py",
         "/static/leaflet/images",
+        "/static/leaflet/%00",
+        "/static/dashboard/%00.js",
+        "/static/leaflet/" + "a" * 5000 + ".js",
+        "/static/dashboard/..%2frouter.py",
     ],
 )
 def test_only_assets_are_reachable(client: TestClient, path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,6 +72,8 @@ REJECTION_CASES: list[tuple[str, str, bytes, str]] = [
     ("seq string", TOPIC, json.dumps({"ts": TS, "seq": "7"}).encode(), dec.BAD_SEQ),
     ("seq 2**64", TOPIC, json.dumps({"ts": TS, "seq": 2**64}).encode(), dec.BAD_SEQ),
     ("seal broken", TOPIC, json.dumps({"ts": TS, "seal": "broken"}).encode(), dec.BAD_SEAL),
+    ("seal as list", TOPIC, json.dumps({"ts": TS, "seal": ["open"]}).encode(), dec.BAD_SEAL),
+    ("ts null", TOPIC, b'{"ts": null}', dec.MISSING_TS),
     ("owntracks not json", "owntracks/alice/phone", b"{", dec.NOT_JSON),
     ("owntracks array", "owntracks/alice/phone", b"[]", dec.BAD_SHAPE),
     ("owntracks no tst", "owntracks/alice/phone", b'{"_type":"location","lat":1,"lon":2}', dec.MISSING_TS),
@@ -95,6 +98,12 @@ def test_every_reason_is_covered_and_documented() -> None:
     assert covered | {dec.INTERNAL_ERROR} == set(REASONS)
     assert set(dec.REASON_HELP) == set(REASONS)
     assert len(REASONS) == len(set(REASONS))
+
+
+def test_every_reason_is_in_the_docs() -> None:
+    doc = (Path(__file__).parent.parent / "docs" / "ingest.md").read_text()
+    for reason in REASONS:
+        assert f"| `{reason}` |" in doc, reason
 
 
 def test_single_reading_all_fields() -> None:
@@ -374,6 +383,7 @@ json_values = st.recursive(
     max_leaves=20,
 )
 field_names = st.sampled_from(["ts", "lat", "lon", "seq", "id", "acc", "spd", "hdg", "bat", "seal", "x"])
+# Values a buggy tracker might put anywhere, unhashable ones included.
 readings_like = st.dictionaries(field_names, json_values | st.floats(-200, 200), max_size=10)
 
 

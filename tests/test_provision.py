@@ -296,3 +296,31 @@ def test_cli_service_account_from_mqtt_url(tmp_path: Path) -> None:
     assert r.exit_code != 0 and "user:password" in r.output
     r = runner.invoke(devices, ["add-service-account", "other", "--from-mqtt-url", *files], env=env)
     assert r.exit_code != 0 and "not the user" in r.output
+
+
+def test_owntracks_phone_account(prov: Provisioner, mosquitto_factory: Callable[..., Mosquitto]) -> None:
+    """A phone running OwnTracks (CONTRACT 1.3): user `budi`, device `hp1`, tracker id `budi.hp1`."""
+    phone = prov.add_tracker("budi.hp1", "JBG-KS-0009", owntracks=True)
+    assert phone.username == "budi"
+    svc = prov.add_service_account("kawal")
+    with pytest.raises(ProvisionError, match=r"USER\.DEVICE"):
+        prov.add_tracker("nodot", owntracks=True)
+    broker = _auth_broker(mosquitto_factory, prov)
+    kawal = Client(broker.port, "kawal", svc.password, "kawal")
+    kawal.subscribe("owntracks/#")
+    app = Client(broker.port, "budi", phone.password, "budi-hp1")
+    loc = b'{"_type": "location", "tst": 1732000000, "lat": -7.55, "lon": 112.23}'
+    assert not app.publish("owntracks/budi/hp1", loc).is_failure
+    assert kawal.wait_payload(loc)
+    forged = b'{"_type": "location", "tst": 1732000001, "lat": 0, "lon": 0}'
+    assert app.publish("owntracks/siti/hp2", forged).is_failure
+    assert app.publish("kawal/v1/budi.hp1/telemetry", forged).is_failure
+    app.close()
+    kawal.close()
+    assert "budi.hp1" in prov.tracker_ids_with_accounts()
+
+    r = CliRunner().invoke(devices, ["list", "--password-file", str(prov.password_file), "--acl-file",
+                                     str(prov.acl_file), "--db", str(prov.db.path if prov.db else "")])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("budi.hp1"))
+    assert "JBG-KS-0009" in line and " yes " in line

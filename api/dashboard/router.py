@@ -64,10 +64,14 @@ def serve_file(
     base: Path, relative: str, request: Request, extra_headers: dict[str, str] | None = None
 ) -> Response:
     """One file under `base`, or 404. Refuses paths that leave `base` and types the page does not use."""
-    path = (base / relative).resolve()
-    media_type = MEDIA_TYPES.get(path.suffix)
-    if media_type is None or not path.is_relative_to(base) or not path.is_file():
+    try:
+        path = (base / relative).resolve()
+        found = path.suffix in MEDIA_TYPES and path.is_relative_to(base) and path.is_file()
+    except (ValueError, OSError):  # a NUL byte, a name too long for the file system...
+        found = False
+    if not found:
         raise HTTPException(status_code=404, detail="not found")
+    media_type = MEDIA_TYPES[path.suffix]
     # "no-cache" means revalidate: an upgraded Kawal serves its new page at once; an unchanged one, a 304.
     headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", **(extra_headers or {})}
     etag = _etag(path)

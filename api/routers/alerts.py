@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -20,8 +20,18 @@ router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 REPLAY_PAGE = 500
 SEND_TIMEOUT_S = 30.0  # a client that takes no bytes for this long is dropped
+RETRY_MS = 2000  # the reconnection delay suggested to EventSource clients
 
 AlertId = Annotated[str, Path(max_length=64, description="alert id", examples=["01JDB7Z3Q5M9X8Y2K4N6P0R1ST"])]
+NoteBody = Annotated[
+    NoteIn | None,
+    Body(
+        openapi_examples={
+            "note": {"summary": "with a note", "value": {"note": "escort called; driver reached"}},
+            "empty": {"summary": "without a note", "value": {}},
+        }
+    ),
+]
 _ONE = {"content": {"application/json": {"example": ALERT_EXAMPLE}}}
 
 
@@ -68,13 +78,14 @@ def list_alerts(
         **errors(),
         200: {
             "description": "`text/event-stream`: one event per alert change; `data` is the Alert as JSON, "
-            "`id` increases. Comment lines (`: ping`) are heartbeats.",
+            "`id` increases. Without Last-Event-ID the stream starts with an event that has only an `id` "
+            "(the current position) and `retry`. Comment lines (`: ping`) are heartbeats.",
             "content": {
                 "text/event-stream": {
                     "schema": {
                         "type": "object",
                         "description": "one event (OpenAPI 3.1: the schema of each event of the stream)",
-                        "required": ["id", "data"],
+                        "required": ["id"],
                         "properties": {
                             "id": {"type": "string", "description": "increasing event id; resume after it"},
                             "data": {
@@ -108,7 +119,8 @@ async def stream_alerts(
 ) -> EventSourceResponse:
     """Each event is one alert change (raised, updated, acknowledged, resolved). Reconnect with
     `Last-Event-ID` (the browser's EventSource does it by itself) to get every change that was missed,
-    in order. A client that reads too slowly is caught up from the stored changes instead of queueing
+    in order; without it the stream starts with an id-only event that tells the client its position.
+    A client that reads too slowly is caught up from the stored changes instead of queueing
     without bound; one that reads nothing for 30 s is disconnected."""
     resume = _event_id(last_event_id_header)
     if resume is None:
@@ -120,9 +132,13 @@ async def stream_alerts(
         ctx.metrics.sse_clients.inc()
         try:
             current = await run_in_threadpool(ctx.alerts.last_event_id)
-            # An id from before a database reset would hide every new change: clamp it.
-            last = current if resume is None else min(resume, current)
-            if resume is not None:
+            if resume is None or resume > current:  # no id, or one we never gave: start from now
+                last = current
+                # An event with only an id: the client's position, so a reconnect misses nothing even
+                # when no change has arrived yet (EventSource records the id without firing an event).
+                yield ServerSentEvent(id=str(last), retry=RETRY_MS)
+            else:
+                last = resume
                 async for ev in _replay(ctx, last):
                     last = int(ev.id or last)
                     yield ev
@@ -211,7 +227,7 @@ def _act(ctx: AppContext, alert_id: str, actor: str, body: NoteIn | None, resolv
     summary="Acknowledge an alert",
     responses={**errors(400, 404, 409, not_found="no such alert"), 200: _ONE},
 )
-def ack_alert(alert_id: AlertId, principal: Operator, ctx: Ctx, body: NoteIn | None = None) -> Alert:
+def ack_alert(alert_id: AlertId, principal: Operator, ctx: Ctx, body: NoteBody = None) -> Alert:
     """Marks the alert acknowledged, recording the token's name, the time and the note. Acknowledging
     again adds another history entry. A resolved alert cannot be acknowledged (409)."""
     return _act(ctx, alert_id, principal.name, body, resolve=False)
@@ -223,7 +239,7 @@ def ack_alert(alert_id: AlertId, principal: Operator, ctx: Ctx, body: NoteIn | N
     summary="Resolve an alert",
     responses={**errors(400, 404, 409, not_found="no such alert"), 200: _ONE},
 )
-def resolve_alert(alert_id: AlertId, principal: Operator, ctx: Ctx, body: NoteIn | None = None) -> Alert:
+def resolve_alert(alert_id: AlertId, principal: Operator, ctx: Ctx, body: NoteBody = None) -> Alert:
     """Resolves the alert, recording the token's name, the time and the note. If the condition comes
     back later, a new alert is raised. Resolving a resolved alert is a 409."""
     return _act(ctx, alert_id, principal.name, body, resolve=True)

@@ -13,11 +13,12 @@ from api.auth import Admin, Viewer
 from api.deps import AppContext, Ctx
 from api.manifest import trip_audit_data
 from api.routers.common import errors
-from api.schemas import TripList
+from api.schemas import TRIP_EXAMPLE, TripList
 from kawal.trips import ID_PATTERN, Trip, TripIn
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/trips", tags=["trips"])
+_TRIP = {"content": {"application/json": {"example": TRIP_EXAMPLE}}}
 
 TripId = Annotated[
     str, Path(pattern=ID_PATTERN, description="trip id, [A-Za-z0-9._-]{1,64}", examples=["T-1"])
@@ -38,7 +39,7 @@ def notify_trip_changed(ctx: AppContext, trip: Trip) -> None:
     "/{trip_id}",
     response_model=Trip,
     summary="Create or replace a trip",
-    responses={**errors(400), 200: {"description": "the stored trip"}},
+    responses={**errors(400), 200: {"description": "the stored trip", **_TRIP}},
 )
 def put_trip(trip_id: TripId, body: TripIn, principal: Admin, ctx: Ctx, request: Request) -> Trip:
     """Creates the trip, or replaces it whole. Answers with the stored trip. An invalid body gets 422
@@ -71,7 +72,10 @@ def put_trip(trip_id: TripId, body: TripIn, principal: Admin, ctx: Ctx, request:
 
 
 @router.get(
-    "/{trip_id}", response_model=Trip, summary="One trip", responses=errors(404, not_found="no such trip")
+    "/{trip_id}",
+    response_model=Trip,
+    summary="One trip",
+    responses={**errors(404, not_found="no such trip"), 200: _TRIP},
 )
 def get_trip(trip_id: TripId, principal: Viewer, ctx: Ctx) -> Trip:
     trip = ctx.trips.get(trip_id)
