@@ -37,11 +37,12 @@ class DetectionConfig:
     gps_jump_quiet_s: float = 300.0
     """gps_jump resolves once this long has passed without another jump, at the next good fix or tick."""
 
-    future_tolerance_s: float = 3600.0
-    """A reading more than this ahead of the latest tick's time is treated like a late one (Traccar
-    ``filter.future``): a tracker whose clock jumped ahead must not make its own later readings look late.
-    Its seal state is still evaluated. Generous, because under KAWAL_CLOCK=event the tick time trails the
-    newest batch; the decoder already rejects readings more than 24 h ahead of the wall clock. 0 disables."""
+    future_tolerance_s: float = 0.0
+    """When > 0, a reading more than this ahead of the latest tick's time is treated like a late one
+    (Traccar ``filter.future``), so a tracker whose clock jumped ahead cannot make its own later readings
+    look late; its seal is still read. Off by default: it is only meaningful when ticks carry wall time
+    (under KAWAL_CLOCK=event the tick trails a big replay batch by hours), and the decoder already rejects
+    readings more than 24 h ahead of the wall clock. With KAWAL_CLOCK=wall, 3600 is a sensible value."""
 
     # ---- route deviation --------------------------------------------------------------------------
     corridor_acc_factor: float = 3.0
@@ -147,8 +148,14 @@ class DetectionConfig:
             raise ValueError("deviation_exit_ratio must be in (0, 1]")
         if self.low_battery_clear_pct < self.low_battery_pct:
             raise ValueError("low_battery_clear_pct must be at least low_battery_pct")
-        for name in ("deviation_entry_count", "deviation_exit_count", "stop_exit_count",
-                     "movement_confirm_count", "movement_exit_count", "jump_reanchor_count"):
+        for name in (
+            "deviation_entry_count",
+            "deviation_exit_count",
+            "stop_exit_count",
+            "movement_confirm_count",
+            "movement_exit_count",
+            "jump_reanchor_count",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.zone_cell_deg <= 0:

@@ -13,10 +13,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import zlib
 from bisect import insort
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,7 +31,7 @@ from anomaly.phase import Phase, TripPlan, bound_plan, next_departure, phase_at,
 from anomaly.route_deviation import RouteDeviationDetector
 from anomaly.seal import SealDetector
 from anomaly.signal_lost import SignalLostDetector
-from anomaly.state import NEG_INF, TrackerState
+from anomaly.state import NEG_INF, TrackerState, decode_states, encode_states
 from anomaly.timers import Timers
 from anomaly.unexpected_movement import UnexpectedMovementDetector
 from anomaly.unscheduled_stop import UnscheduledStopDetector
@@ -44,7 +42,6 @@ from kawal.trips import Trip
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
 _STOP_BITS = BIT[AlertType.UNSCHEDULED_STOP] | BIT[AlertType.WRONG_DESTINATION]
 _JUMP_BIT = BIT[AlertType.GPS_JUMP]
 _OVERDUE_BIT = BIT[AlertType.OVERDUE]
@@ -98,18 +95,13 @@ class DetectionEngine:
         self._emit = Emitter(sink, self.stats)
         self._zones = ZoneIndex(self.cfg.zone_cell_deg, self.cfg.zone_big_radius_m)
         self._ctx = Ctx(self.cfg, self._emit, self._zones)
-        self.detectors: tuple[Detector, ...] = (
-            tuple(detectors) if detectors is not None else default_detectors()
-        )
+        self.detectors: tuple[Detector, ...] = tuple(detectors) if detectors is not None else default_detectors()
         self._seal = next((d for d in self.detectors if isinstance(d, SealDetector)), None)
         # Per phase: the detectors that run, those with time-driven checks, those whose alerts end there.
         self._run = {p: tuple(d for d in self.detectors if p in d.phases) for p in Phase}
-        self._timed = {
-            p: tuple(d for d in self._run[p] if type(d).deadline is not Detector.deadline) for p in Phase
-        }
+        self._timed = {p: tuple(d for d in self._run[p] if type(d).deadline is not Detector.deadline) for p in Phase}
         self._end = {
-            p: tuple(d for d in self.detectors if p not in d.phases and d.type not in NEVER_AUTO_RESOLVE)
-            for p in Phase
+            p: tuple(d for d in self.detectors if p not in d.phases and d.type not in NEVER_AUTO_RESOLVE) for p in Phase
         }
         self._plans: dict[str, TripPlan] = {}
         self._by_tracker: dict[str, list[TripPlan]] = {}
@@ -245,9 +237,7 @@ class DetectionEngine:
                 continue
             self._reading(st, plans, r, ts, seq)
 
-    def _reading(
-        self, st: TrackerState, plans: list[TripPlan] | None, r: Reading, ts: float, seq: int
-    ) -> None:
+    def _reading(self, st: TrackerState, plans: list[TripPlan] | None, r: Reading, ts: float, seq: int) -> None:
         cfg = self.cfg
         c = self._ctx
         plan = bound_plan(plans, ts)
@@ -417,38 +407,12 @@ class DetectionEngine:
         return len(self._states)
 
     def snapshot(self) -> bytes:
-        doc = {
-            "v": SNAPSHOT_VERSION,
-            "fields": list(TrackerState.__slots__),
-            "trackers": [st.to_list() for st in self._states.values()],
-        }
-        return zlib.compress(json.dumps(doc, separators=(",", ":")).encode(), 1)
+        """Every tracker's state (see anomaly.state.encode_states); trips are not included."""
+        return encode_states(self._states.values())
 
     def restore(self, data: bytes) -> None:
         """Replace every tracker state with the snapshot's. Raises ValueError on a snapshot it cannot read."""
-        try:
-            doc = json.loads(zlib.decompress(data))
-        except (zlib.error, ValueError) as e:
-            raise ValueError(f"unreadable detector snapshot: {e}") from e
-        if not isinstance(doc, dict) or doc.get("v") != SNAPSHOT_VERSION:
-            raise ValueError("detector snapshot of an unknown version")
-        fields = doc.get("fields")
-        rows = doc.get("trackers")
-        if not isinstance(fields, list) or not isinstance(rows, list):
-            raise ValueError("detector snapshot without fields or trackers")
-        states: dict[str, TrackerState] = {}
-        if fields == list(TrackerState.__slots__):
-            for row in rows:
-                st = TrackerState.from_list(row)
-                states[st.tid] = st
-        else:  # written by another version: carry over the fields both know, defaults for the rest
-            tid_at = fields.index("tid")
-            for row in rows:
-                st = TrackerState(str(row[tid_at]))
-                known = dict(zip(fields, row, strict=True))
-                values = [known.get(name, getattr(st, name)) for name in TrackerState.__slots__]
-                st = TrackerState.from_list(values)
-                states[st.tid] = st
+        states = {st.tid: st for st in decode_states(data)}
         self._states = states
         self._timers = Timers()
         for tid in self._by_tracker:

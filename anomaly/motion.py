@@ -21,9 +21,7 @@ STOP_FOREIGN = 1  # another trip's origin or destination zone
 STOP_UNSCHEDULED = 2
 
 
-def update_cluster(
-    cfg: DetectionConfig, st: TrackerState, lat: float, lon: float, acc: float, ts: float
-) -> bool:
+def update_cluster(cfg: DetectionConfig, st: TrackerState, lat: float, lon: float, acc: float, ts: float) -> bool:
     """Add an accepted fix to the stop cluster. True when this fix shows the crate moved on."""
     if st.sc_n == 0:
         _start(st, lat, lon, ts)

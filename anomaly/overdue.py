@@ -31,8 +31,9 @@ class OverdueDetector(Detector):
         if st.dest_since <= plan.arrive_by:  # inside the zone in time, rest not yet confirmed (NaN: False)
             return
         lat, lon = (st.fx_lat, st.fx_lon) if st.has_fix else (None, None)
-        c.emit.raise_(st, plan, self.type, plan.arrive_by, lat, lon,
-                      {"arrive_by": plan.arrive_by, "destination": plan.dest.name})
+        c.emit.raise_(
+            st, plan, self.type, plan.arrive_by, lat, lon, {"arrive_by": plan.arrive_by, "destination": plan.dest.name}
+        )
 
     def deadline(self, c: Ctx, st: TrackerState) -> float:
         plan = c.plan

@@ -11,6 +11,7 @@ from enum import IntEnum
 from anomaly.config import DetectionConfig
 from anomaly.geometry import Circle, Frame, RouteIndex
 from anomaly.state import NAN, TrackerState
+from kawal.timeutil import rfc3339
 from kawal.trips import Trip
 
 
@@ -71,8 +72,12 @@ class TripPlan:
 
 
 def plan_version(trip: Trip) -> object:
-    """What decides whether a compiled plan is still current (None: always recompile)."""
-    return None if trip.updated_at is None else (trip.updated_at, trip.tracker_id)
+    """What decides whether a compiled plan is still current (None: always recompile).
+
+    `updated_at` as the stored JSON writes it (RFC 3339, milliseconds), so a Trip handed over by the API
+    (full precision) and the same trip read back from the database compare equal.
+    """
+    return None if trip.updated_at is None else (rfc3339(trip.updated_at), trip.tracker_id)
 
 
 def bound_plan(plans: list[TripPlan] | None, at: float) -> TripPlan | None:

@@ -36,9 +36,7 @@ class RouteDeviationDetector(Detector):
         if st.active & self.bit:
             if self._distance_within(c, st, plan, thr * cfg.deviation_exit_ratio):
                 st.dv_in += 1
-                if st.dv_in >= cfg.deviation_exit_count and c.emit.resolve(
-                    st, plan, self.type, ts, "back_in_corridor"
-                ):
+                if st.dv_in >= cfg.deviation_exit_count and c.emit.resolve(st, plan, self.type, ts, "back_in_corridor"):
                     st.dv_n = 0
                     st.dv_in = 0
             else:

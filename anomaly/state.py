@@ -7,7 +7,14 @@ are NaN (shared singleton, so an idle tracker allocates no float objects).
 
 from __future__ import annotations
 
+import json
 import math
+import struct
+import zlib
+from array import array
+from collections.abc import Collection
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 NAN = math.nan
@@ -139,32 +146,6 @@ class TrackerState:
     def has_fix(self) -> bool:
         return self.fx_ts == self.fx_ts  # not NaN
 
-    # ---- snapshot ---------------------------------------------------------------------------------
-
-    def to_list(self) -> list[Any]:
-        out: list[Any] = []
-        for name in TrackerState.__slots__:
-            v = getattr(self, name)
-            if name == "seal_eps" and v is not None:
-                v = [list(e) for e in v]
-            out.append(v)
-        return out
-
-    @classmethod
-    def from_list(cls, values: list[Any]) -> TrackerState:
-        names = TrackerState.__slots__
-        if len(values) != len(names):
-            raise ValueError(f"tracker state has {len(values)} fields, expected {len(names)}")
-        st = cls.__new__(cls)
-        for name, v in zip(names, values, strict=True):
-            if isinstance(v, float) and v != v:
-                v = NAN  # share the NaN singleton again
-            setattr(st, name, v)
-        if not isinstance(st.tid, str):
-            raise ValueError("tracker state without a tracker id")
-        st.sched = 0
-        return st
-
     def add_seal_episode(self, start: float, end: float) -> None:
         eps = self.seal_eps
         if eps is None:
@@ -181,3 +162,81 @@ class TrackerState:
 
     def in_seal_episode(self, ts: float) -> bool:
         return self.seal_eps is not None and any(s <= ts <= e for s, e in self.seal_eps)
+
+
+# ---- snapshot codec ----------------------------------------------------------------------------------
+# Row-major packed arrays: every tracker's float fields as float64, its small integers as int64, and the
+# few text/list fields as JSON. One C-level attrgetter call per tracker and field group keeps 100,000
+# trackers well under a second (JSON of ~5 million floats took seconds).
+
+SNAPSHOT_MAGIC = b"KWDS2"
+INT_FIELDS = ("active", "sched", "hint", "jp_n", "seal", "dv_n", "dv_in", "sc_n", "sc_out", "sc_cls", "mv_n", "mv_in")
+OBJ_FIELDS = ("tid", "trip", "status", "last_seq", "seal_eps")  # last_seq: a tracker's seq may exceed 2**63
+FLOAT_FIELDS = tuple(n for n in TrackerState.__slots__ if n not in INT_FIELDS and n not in OBJ_FIELDS)
+_HEAD = struct.Struct("<II")
+
+
+def encode_states(states: Collection[TrackerState]) -> bytes:
+    rows = list(states)
+    header = {"n": len(rows), "float": FLOAT_FIELDS, "int": INT_FIELDS, "obj": OBJ_FIELDS}
+    head = json.dumps(header).encode()
+    body = json.dumps(list(map(attrgetter(*OBJ_FIELDS), rows)), separators=(",", ":")).encode()
+    floats = array("d", chain.from_iterable(map(attrgetter(*FLOAT_FIELDS), rows)))
+    ints = array("q", chain.from_iterable(map(attrgetter(*INT_FIELDS), rows)))
+    blob = b"".join([SNAPSHOT_MAGIC, _HEAD.pack(len(head), len(body)), head, body, floats.tobytes(), ints.tobytes()])
+    return zlib.compress(blob, 1)
+
+
+def decode_states(data: bytes) -> list[TrackerState]:
+    """Raises ValueError on anything it cannot read. Fields it does not know are skipped; fields the
+    snapshot lacks (written by another version) keep their defaults."""
+    try:
+        raw = zlib.decompress(data)
+        if not raw.startswith(SNAPSHOT_MAGIC):
+            raise ValueError("not a detector snapshot")
+        at = len(SNAPSHOT_MAGIC)
+        hlen, blen = _HEAD.unpack_from(raw, at)
+        at += _HEAD.size
+        header = json.loads(raw[at : at + hlen])
+        at += hlen
+        objs = json.loads(raw[at : at + blen])
+        at += blen
+        n = int(header["n"])
+        groups: list[tuple[list[str], list[Any]]] = []
+        for kind, code in (("float", "d"), ("int", "q")):
+            names = list(header[kind])
+            size = 8 * n * len(names)
+            col = array(code)
+            col.frombytes(raw[at : at + size])
+            at += size
+            if len(col) != n * len(names):
+                raise ValueError(f"snapshot {kind} fields are truncated")
+            values = [x if x == x else NAN for x in col] if code == "d" else col.tolist()
+            groups.append((names, values))
+        obj_names = list(header["obj"])
+        if not isinstance(objs, list) or len(objs) != n:
+            raise ValueError("snapshot text fields are malformed")
+        groups.append((obj_names, [v for row in objs for v in row]))
+        if any(len(values) != n * len(names) for names, values in groups):
+            raise ValueError("snapshot rows have the wrong number of fields")
+    except (zlib.error, struct.error, KeyError, TypeError) as e:
+        raise ValueError(f"unreadable detector snapshot: {e}") from e
+    if "tid" not in obj_names:
+        raise ValueError("detector snapshot without tracker ids")
+    tid_at = obj_names.index("tid")
+    slots = set(TrackerState.__slots__) - {"tid", "sched"}
+    out = []
+    for i in range(n):
+        tid = groups[2][1][i * len(obj_names) + tid_at]
+        if not isinstance(tid, str):
+            raise ValueError("detector snapshot with a bad tracker id")
+        st = TrackerState(tid)
+        for names, values in groups:
+            k = len(names)
+            for name, v in zip(names, values[i * k : (i + 1) * k], strict=True):
+                if name in slots:
+                    setattr(st, name, v)
+        if st.seal_eps is not None:
+            st.seal_eps = [[float(a), float(b)] for a, b in st.seal_eps]
+        out.append(st)
+    return out

@@ -139,9 +139,7 @@ class Track:
         return iter(self.readings)
 
 
-def gauss_markov(
-    n: int, sigma_m: float, tau_s: float, dt_s: float, rng: random.Random
-) -> list[tuple[float, float]]:
+def gauss_markov(n: int, sigma_m: float, tau_s: float, dt_s: float, rng: random.Random) -> list[tuple[float, float]]:
     """(east, north) errors in metres of a first-order Gauss-Markov process with stationary sigma."""
     phi = math.exp(-dt_s / tau_s) if tau_s > 0 else 0.0
     q = sigma_m * math.sqrt(1 - phi * phi)

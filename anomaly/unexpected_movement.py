@@ -39,9 +39,7 @@ class UnexpectedMovementDetector(Detector):
                 st.mv_in = 0
             else:
                 st.mv_in += 1
-                if st.mv_in >= cfg.movement_exit_count and c.emit.resolve(
-                    st, plan, self.type, ts, "back_in_zone"
-                ):
+                if st.mv_in >= cfg.movement_exit_count and c.emit.resolve(st, plan, self.type, ts, "back_in_zone"):
                     st.mv_n = 0
                     st.mv_in = 0
             return
@@ -54,9 +52,7 @@ class UnexpectedMovementDetector(Detector):
             st.mv_lon = c.lon
         st.mv_n += 1
         st.mv_d = d
-        confirmed = st.mv_n >= cfg.movement_confirm_count or (
-            st.mv_n >= 2 and ts - st.mv_ts >= cfg.movement_confirm_s
-        )
+        confirmed = st.mv_n >= cfg.movement_confirm_count or (st.mv_n >= 2 and ts - st.mv_ts >= cfg.movement_confirm_s)
         if confirmed:
             details = {
                 "zone": zone.name,

@@ -21,9 +21,7 @@ class WrongDestinationDetector(StopDetector):
 
     def details(self, c: Ctx, st: TrackerState) -> dict[str, object]:
         out = super().details(c, st)
-        zones = [
-            {"zone": name, "trip_id": trip_id, "kind": kind} for name, trip_id, kind in foreign_zones(c, st)
-        ]
+        zones = [{"zone": name, "trip_id": trip_id, "kind": kind} for name, trip_id, kind in foreign_zones(c, st)]
         out["zones"] = zones
         if zones:
             out["zone"] = zones[0]["zone"]

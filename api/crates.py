@@ -33,7 +33,7 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def fix_out(r: Reading) -> Fix:
     assert r.lat is not None and r.lon is not None
-    return Fix(ts=rfc3339(r.ts) or "", lat=r.lat, lon=r.lon, acc=r.acc, spd=r.spd, hdg=r.hdg, bat=r.bat)
+    return Fix(ts=rfc3339(r.ts) or "", lat=r.lat, lon=r.lon, acc=r.acc, spd=r.spd, hdg=r.hdg, bat=r.bat, seal=r.seal)
 
 
 def district_of(trip: Trip | None) -> str | None:

@@ -110,6 +110,7 @@ class Fix(BaseModel):
     spd: float | None = Field(None, description="km/h")
     hdg: float | None = Field(None, description="degrees")
     bat: float | None = Field(None, description="percent")
+    seal: str | None = Field(None, description="seal state in this reading, when it carried one (extension)")
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -156,9 +156,10 @@ def preload(port: int, msgs: list[tuple[str, bytes]]) -> None:
     c.max_queued_messages_set(0)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    infos = [c.publish(t, p, qos=1) for t, p in msgs]
-    for info in infos:
-        info.wait_for_publish(120)
+    for i in range(0, len(msgs), 20_000):  # packet ids wrap at 65535: keep fewer than that outstanding
+        infos = [c.publish(t, p, qos=1) for t, p in msgs[i : i + 20_000]]
+        for info in infos:
+            info.wait_for_publish(120)
     c.disconnect()
     c.loop_stop()
 
@@ -240,6 +241,8 @@ def run_kawal(
     pipeline.stop()
     stored = store.count()
     assert stored == n, (stored, n)
+    batches = metrics.registry.get_sample_value("kawal_ingest_batch_seconds_count") or 1
+    print(f"  ({name}: {n / batches:.0f} messages per batch on average)", flush=True)
     if prof is not None:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(25)

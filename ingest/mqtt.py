@@ -194,10 +194,10 @@ class MqttConsumer:
                 if self._silent_broker(client):
                     log.warning("no CONNACK to an MQTT 5 CONNECT within %.0fs", CONNACK_TIMEOUT_S)
                     self._fallback.set()
-            self._fallback.clear()
             with contextlib.suppress(Exception):  # already closed
                 client.disconnect()
             client.loop_stop()
+            self._fallback.clear()
             with self._lock:
                 self._client = None
                 self._session += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 import threading
@@ -56,6 +57,11 @@ def _auto_start(start: str, speedup: float, legs: int) -> str | float:
     return (today5 - timedelta(days=legs + 1)).timestamp()
 
 
+def _quiet_http() -> None:
+    # One INFO line per registered trip drowns the output of a large fleet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _config(**kw: Any) -> SimConfig:
     try:
         cfg = SimConfig(**kw)
@@ -66,9 +72,7 @@ def _config(**kw: Any) -> SimConfig:
 
 
 COMMON = [
-    click.option(
-        "--incident-types", help="which types, e.g. seal_break,route_deviation=2 (default: all nine equally)"
-    ),
+    click.option("--incident-types", help="which types, e.g. seal_break,route_deviation=2 (default: all nine equally)"),
     click.option(
         "--legs",
         default=2,
@@ -197,18 +201,14 @@ def common(trackers: int, incidents: float) -> Any:
     show_default=True,
     help="where to write the ground truth (JSONL)",
 )
-@click.option(
-    "--trips-out", type=click.Path(dir_okay=False, path_type=Path), help="also write the trip bodies (JSON)"
-)
+@click.option("--trips-out", type=click.Path(dir_okay=False, path_type=Path), help="also write the trip bodies (JSON)")
 @click.option(
     "--per-tracker-connections",
     is_flag=True,
     help="one MQTT connection per tracker, each with an `offline` Last Will (small fleets)",
 )
 @click.option("--protocol", type=click.Choice(["3.1.1", "5"]), default="3.1.1", show_default=True)
-@click.option(
-    "--fast-forward-until", help="simulated time (RFC 3339) up to which to publish as fast as possible"
-)
+@click.option("--fast-forward-until", help="simulated time (RFC 3339) up to which to publish as fast as possible")
 @click.option("--dry-run", is_flag=True, help="plan, write the truth and trips, publish nothing")
 def simulate(
     trackers: int,
@@ -240,6 +240,7 @@ def simulate(
     dry_run: bool,
 ) -> None:
     """Simulate a fleet of crate trackers in Jombang and publish it over MQTT."""
+    _quiet_http()
     from kawal.timeutil import parse_time
     from simulators.publish import Publisher, PublishError
     from simulators.register import RegistrationError, register_trips
@@ -330,9 +331,7 @@ def simulate(
     help="cap on messages per second, so Kawal follows the feed as it would live (0: none)",
 )
 @click.option("--start", default=None, help="simulation start (default 2024-11-25 05:00 WIB)")
-@click.option(
-    "--api-url", help="evaluate this Kawal (it must run with KAWAL_CLOCK=event); default: start one"
-)
+@click.option("--api-url", help="evaluate this Kawal (it must run with KAWAL_CLOCK=event); default: start one")
 @click.option("--mqtt-url", help="the broker that Kawal listens to (with --api-url)")
 @click.option("--token", envvar="KAWAL_ADMIN_TOKEN", help="admin token (with --api-url)")
 @click.option(
@@ -349,9 +348,7 @@ def simulate(
     show_default=True,
     help="folder for report.md, the PNG plots, evaluation.json, alerts.json and truth.jsonl",
 )
-@click.option(
-    "--timeout", default=600.0, show_default=True, help="seconds to wait for Kawal to store every reading"
-)
+@click.option("--timeout", default=600.0, show_default=True, help="seconds to wait for Kawal to store every reading")
 @click.option(
     "--check",
     is_flag=True,
@@ -384,6 +381,7 @@ def evaluate(
     check: bool,
 ) -> None:
     """Score Kawal's detectors against a simulated fleet with labelled incidents."""
+    _quiet_http()
     from simulators.evaluate import quality_failures, run_evaluation, to_markdown
 
     if (api_url is None) != (mqtt_url is None):

@@ -11,13 +11,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kawal.trips import DEFAULT_CORRIDOR_M, DEFAULT_MAX_SILENCE_MIN, DEFAULT_MAX_STOP_MIN
 from simulators.geo import FloatArray
 from simulators.motion import Timeline
 from simulators.places import Geography, Place
 from simulators.roads import RoadNetwork
+
+if TYPE_CHECKING:
+    from simulators.streams import Message
 
 WIB = timezone(timedelta(hours=7), "WIB")
 
@@ -69,9 +72,7 @@ class SimConfig:
     duplicate_rate: float = 0.05  # share of readings sent twice
     shuffle_rate: float = 0.5  # share of backlog batches sent in shuffled order
     resend_batch_rate: float = 0.1  # share of backlog batches sent twice (a lost PUBACK)
-    authorised_open_rate: float = (
-        0.5  # share of native crates opened at their last destination after open_after
-    )
+    authorised_open_rate: float = 0.5  # share of native crates opened at their last destination after open_after
     incident_weights: Mapping[str, float] | None = None  # type -> weight; None: all nine types equally
     prefix: str = "SIM"  # tracker, crate and trip ids start with it
     # Thresholds written into each trip; None leaves them out, so the server's documented defaults apply.
@@ -261,9 +262,7 @@ class TrackerSpec:
     dead_zones: list[tuple[float, float]] = field(default_factory=list)
     jumps: dict[float, tuple[float, float]] = field(default_factory=dict)  # grid ts -> (dx, dy) metres
     awake: list[tuple[float, float]] = field(default_factory=list)
-    marks: dict[tuple[str, float], str] = field(
-        default_factory=dict
-    )  # ("seal"|"jump"|"battery", ts) -> truth id
+    marks: dict[tuple[str, float], str] = field(default_factory=dict)  # ("seal"|"jump"|"battery", ts) -> truth id
 
     @property
     def owntracks_topic(self) -> str:
@@ -314,7 +313,7 @@ class Scenario:
             for e in sorted(self.truth, key=lambda e: (e.start, e.id)):
                 f.write(json.dumps(e.to_json(), ensure_ascii=False) + "\n")
 
-    def messages(self) -> Iterator[Any]:
+    def messages(self) -> Iterator[Message]:
         """Every MQTT message of the fleet in publish-time order (a heap over per-tracker streams)."""
         from simulators.streams import merge_streams
 

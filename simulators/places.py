@@ -177,9 +177,7 @@ def load_geography(
         x, y = frame.to_xy(lat, lon)
         return Place(code, kind, name, lat, lon, x, y, district, parent)
 
-    def mk_xy(
-        code: str, kind: PlaceKind, name: str, x: float, y: float, district: str, parent: str | None
-    ) -> Place:
+    def mk_xy(code: str, kind: PlaceKind, name: str, x: float, y: float, district: str, parent: str | None) -> Place:
         lat, lon = frame.to_latlon(x, y)
         return Place(code, kind, name, round(lat, 6), round(lon, 6), x, y, district, parent)
 
@@ -260,8 +258,6 @@ def load_geography(
                     continue
                 cells.setdefault((int(x // 500), int(y // 500)), []).append((x, y))
                 code = f"TPS{v.code[3:]}-{len(out) + 1:03d}"
-                out.append(
-                    mk_xy(code, "tps", f"TPS {len(out) + 1:03d} {v.name[4:]}", x, y, v.district, v.code)
-                )
+                out.append(mk_xy(code, "tps", f"TPS {len(out) + 1:03d} {v.name[4:]}", x, y, v.district, v.code))
             tps[v.code] = out
     return Geography(frame, warehouse, ppk, pps, tps)

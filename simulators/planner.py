@@ -54,9 +54,7 @@ class _Path:
     def add_route(self, route: Route, s0: float = 0.0, s1: float | None = None) -> float:
         s1 = route.path.length if s1 is None else s1
         xy = route.path.slice(s0, s1)
-        road0 = route.roads[
-            max(0, min(len(route.roads) - 1, int(np.searchsorted(route.node_s, s0, "right")) - 1))
-        ]
+        road0 = route.roads[max(0, min(len(route.roads) - 1, int(np.searchsorted(route.node_s, s0, "right")) - 1))]
         js = [(s - s0, route.roads[i]) for i, s in enumerate(route.node_s[:-1]) if s0 < s < s1]
         return self.add(xy, road0, js)
 
@@ -86,9 +84,7 @@ def _turn_speed(path: Polyline, s: float) -> float:
 class Planner:
     """Plans one scenario. Holds the RNGs and caches; `build()` returns the Scenario."""
 
-    def __init__(
-        self, seed: int, trackers: int, incidents_rate: float, start: float, config: SimConfig
-    ) -> None:
+    def __init__(self, seed: int, trackers: int, incidents_rate: float, start: float, config: SimConfig) -> None:
         config.validate()
         if trackers < 1:
             raise ValueError("trackers must be at least 1")
@@ -124,9 +120,7 @@ class Planner:
         key = (a.code, b.code)
         if key not in self._planned:
             route = self.net.route(a, b)
-            rng = np.random.default_rng(
-                np.random.SeedSequence([self.seed, 0x90E, *map(ord, a.code + b.code)])
-            )
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x90E, *map(ord, a.code + b.code)]))
             xy = route.path.resample(rng)
             ll = self.geo.frame.array_to_latlon(xy)
             self._planned[key] = ([(round(float(la), 6), round(float(lo), 6)) for la, lo in ll], xy)
@@ -151,9 +145,7 @@ class Planner:
                 h = math.radians(route.path.heading_at(s))
                 off = float(rng.uniform(10.0, 30.0)) * (1 if rng.uniform() < 0.5 else -1)
                 cx, cy = x + off * math.cos(h), y - off * math.sin(h)  # perpendicular to the road
-                if self.clear_of_zones(cx, cy, 250.0) and all(
-                    math.hypot(cx - o.x, cy - o.y) > 1500 for o in out
-                ):
+                if self.clear_of_zones(cx, cy, 250.0) and all(math.hypot(cx - o.x, cy - o.y) > 1500 for o in out):
                     lat, lon = self.geo.frame.to_latlon(cx, cy)
                     name = f"{kinds[int(rng.integers(len(kinds)))]} {b.district} {k + 1}"
                     out.append(StopZone(name, cx, cy, lat, lon, 100.0, route.path.nearest_s(cx, cy)))
@@ -297,8 +289,7 @@ class Planner:
                 else:
                     hour = 7.5 if leg == 2 else 5.0
                     depart = (
-                        next_wib(t_prev_arrive_by + 4 * 3600, hour)
-                        + int(rng.integers(0, 90 if leg == 2 else 45)) * 60
+                        next_wib(t_prev_arrive_by + 4 * 3600, hour) + int(rng.integers(0, 90 if leg == 2 else 45)) * 60
                     )
                 nominal = route.path.length / (32 / 3.6) + 300 * len(stops)
                 slack = max(1800.0, 0.5 * nominal)
@@ -342,9 +333,7 @@ class Planner:
             if e.window[1] == math.inf:
                 e.window = (e.window[0], end)
         self.truth.sort(key=lambda e: (e.start, e.id))
-        return Scenario(
-            self.seed, self.start, end, cfg, geo, self.net, specs, trips, self.truth, self.skipped
-        )
+        return Scenario(self.seed, self.start, end, cfg, geo, self.net, specs, trips, self.truth, self.skipped)
 
     def assign_incidents(self, specs: list[TrackerSpec]) -> None:
         """At most one incident per crate; types apportioned by weight, scarcest eligibility first."""
@@ -585,9 +574,7 @@ class Planner:
                 )
 
     # ----- incidents on the road -------------------------------------------------------------------
-    def _add_detour(
-        self, pb: _Path, route: Route, trip: TripSpec, rng: np.random.Generator
-    ) -> dict[str, Any]:
+    def _add_detour(self, pb: _Path, route: Route, trip: TripSpec, rng: np.random.Generator) -> dict[str, Any]:
         """The driver leaves the planned road and takes other roads well away from it, then rejoins."""
         corridor = self.cfg.corridor
         planned = Polyline(trip.route_xy)
@@ -680,9 +667,7 @@ class Planner:
             h = math.radians(route.path.heading_at(s))
             off = float(rng.uniform(25.0, 60.0)) * (1 if rng.uniform() < 0.5 else -1)
             hx, hy = x + off * math.cos(h), y - off * math.sin(h)
-            if self.clear_of_zones(hx, hy, 300.0) and all(
-                math.hypot(hx - z.x, hy - z.y) > 500 for z in trip.stops
-            ):
+            if self.clear_of_zones(hx, hy, 300.0) and all(math.hypot(hx - z.x, hy - z.y) > 500 for z in trip.stops):
                 break
         x2, y2 = route.path.point_at(s + 20.0)
         pb.add_route(route, 0.0, s)
@@ -820,15 +805,11 @@ class Planner:
     def _plan_silence(self, spec: TrackerSpec, trip: TripSpec, m: Motion, rng: np.random.Generator) -> None:
         length = float(rng.uniform(20.0, 26.0)) * 60.0
         latest_on = trip.arrive_by - 20 * 60
-        cand = [
-            t for t in self._driving_grid_times(spec, m, m.t0 + 180, m.t1 - 60) if t + length <= latest_on
-        ]
+        cand = [t for t in self._driving_grid_times(spec, m, m.t0 + 180, m.t1 - 60) if t + length <= latest_on]
         if not cand:
             cand = [spec.grid_at_or_after(m.t0 + 120, self.start)]
         t_off = cand[int(rng.integers(len(cand)))]
-        kind: Literal["off", "jammed"] = (
-            "jammed" if spec.protocol == "native" and rng.uniform() < 0.5 else "off"
-        )
+        kind: Literal["off", "jammed"] = "jammed" if spec.protocol == "native" and rng.uniform() < 0.5 else "off"
         spec.silences.append(Silence(t_off, t_off + length, kind))
         self.add_truth(
             "signal_lost",
@@ -870,9 +851,7 @@ class Planner:
         horizon = 4 * 86400.0
         if trip is None:
             spec.battery0 = float(rng.uniform(55.0, 100.0))
-            spec.drain_per_s = (
-                min(float(rng.uniform(0.3, 1.2)), (spec.battery0 - 30.0) / (horizon / 3600)) / 3600
-            )
+            spec.drain_per_s = min(float(rng.uniform(0.3, 1.2)), (spec.battery0 - 30.0) / (horizon / 3600)) / 3600
             return
         drive = next(s for s in spec.timeline.segments if isinstance(s, Drive) and s.t0 >= trip.departure - 1)
         t_cross = float(rng.uniform(drive.t0 + 300, max(drive.t0 + 301, drive.t1 - 120)))
@@ -896,9 +875,7 @@ class Planner:
             return
         for trip in spec.trips:
             if trip.incident == "seal_break":
-                drive = next(
-                    s for s in spec.timeline.segments if isinstance(s, Drive) and s.t0 >= trip.departure - 1
-                )
+                drive = next(s for s in spec.timeline.segments if isinstance(s, Drive) and s.t0 >= trip.departure - 1)
                 t = float(int(rng.uniform(drive.t0 + 240, max(drive.t0 + 241, drive.t1 - 240))))
                 if (t - self.start - spec.phase_s) % spec.interval_s == 0:
                     t += 1.0  # an event-triggered report, not a scheduled one
@@ -917,11 +894,7 @@ class Planner:
                 )
                 spec.marks[("seal", t)] = ev.id
         last = spec.trips[-1]
-        if (
-            last.open_after is not None
-            and last.arrival is not None
-            and rng.uniform() < self.cfg.authorised_open_rate
-        ):
+        if last.open_after is not None and last.arrival is not None and rng.uniform() < self.cfg.authorised_open_rate:
             t = float(int(max(last.open_after, last.arrival + 600) + rng.uniform(300.0, 2400.0)))
             if (t - self.start - spec.phase_s) % spec.interval_s == 0:
                 t += 1.0
@@ -941,9 +914,7 @@ class Planner:
     def _plan_dead_zones(self, spec: TrackerSpec, rng: np.random.Generator) -> None:
         """Coverage gaps while driving, away from incident starts and silences."""
         busy = [
-            (e.start - 240, e.start + 240)
-            for e in self.truth
-            if e.tracker_id == spec.tracker_id and e.expect_alert
+            (e.start - 240, e.start + 240) for e in self.truth if e.tracker_id == spec.tracker_id and e.expect_alert
         ]
         busy += [(s.t0 - 300, s.t1 + 300) for s in spec.silences]
         busy += [(t - 240, t + 240) for t, _ in spec.seal_events]
@@ -962,7 +933,5 @@ class Planner:
                 ):
                     continue
                 spec.dead_zones.append((t0, t1))
-                self.add_truth(
-                    "dead_zone", spec, trip, t0, t1, (t0, t1), False, {"gap_min": round(length / 60, 1)}
-                )
+                self.add_truth("dead_zone", spec, trip, t0, t1, (t0, t1), False, {"gap_min": round(length / 60, 1)})
         spec.dead_zones.sort()

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import selectors
@@ -121,6 +122,13 @@ class _Conn:
         self.sock: Any = None
 
 
+def _will(msg: Message) -> tuple[str, bytes, bool]:
+    """A tracker's Last Will: a retained `offline` status (native), or the OwnTracks `lwt` message."""
+    if msg.topic.startswith("owntracks/"):
+        return msg.topic, json.dumps({"_type": "lwt", "tst": int(msg.at)}).encode(), False
+    return f"kawal/v1/{msg.tracker_id}/status", b"offline", True
+
+
 class Publisher:
     """Sends a fleet's messages to an MQTT broker; see the module docstring."""
 
@@ -167,7 +175,7 @@ class Publisher:
         self._last_misc = 0.0
 
     # ----- connections -----------------------------------------------------------------------------
-    def _make_client(self, client_id: str, will_topic: str | None) -> _Conn:
+    def _make_client(self, client_id: str, will: tuple[str, bytes, bool] | None) -> _Conn:
         kwargs: dict[str, Any] = {"client_id": client_id, "protocol": self.protocol}
         if self.protocol == mqtt.MQTTv311:
             kwargs["clean_session"] = True
@@ -177,8 +185,8 @@ class Publisher:
             c.username_pw_set(self.addr.username, self.addr.password)
         if self.addr.tls:
             c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
-        if will_topic:
-            c.will_set(will_topic, b"offline", qos=1, retain=True)
+        if will is not None:
+            c.will_set(will[0], will[1], qos=1, retain=will[2])
         c.max_inflight_messages_set(self.window)
         c.max_queued_messages_set(0)
 
@@ -237,18 +245,13 @@ class Publisher:
             key = msg.tracker_id
             conn = self._conns.get(key)
             if conn is None:
-                will = f"kawal/v1/{msg.tracker_id}/status"
-                conn = self._conns[key] = self._make_client(
-                    f"{self.client_prefix}-{msg.tracker_id}"[:64], will
-                )
+                conn = self._conns[key] = self._make_client(f"{self.client_prefix}-{msg.tracker_id}"[:64], _will(msg))
                 self._open(conn)
             return conn
         key = f"shared-{zlib.crc32(msg.tracker_id.encode()) % self.n_connections}"
         conn = self._conns.get(key)
         if conn is None:
-            conn = self._conns[key] = self._make_client(
-                f"{self.client_prefix}-{key}-{id(self) & 0xFFFF:x}", None
-            )
+            conn = self._conns[key] = self._make_client(f"{self.client_prefix}-{key}-{id(self) & 0xFFFF:x}", None)
             self._open(conn)
         return conn
 
@@ -404,13 +407,13 @@ class Publisher:
         if not conn.connected:
             self._open(conn, reconnect=True)
         qos = self.qos
+        wall = time.time()  # the moment the message is handed to the network
         info = conn.client.publish(msg.topic, msg.payload, qos=qos, retain=msg.retain)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise PublishError(f"publish to {msg.topic} failed: {mqtt.error_string(info.rc)}")
         if qos > 0:
             conn.inflight += 1
             self._inflight += 1
-        wall = time.time()
         stats.messages += 1
         stats.bytes += len(msg.payload)
         stats.readings += msg.readings

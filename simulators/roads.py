@@ -102,9 +102,7 @@ class RoadNetwork:
                 grid[(r, c)] = self._add_node(bx0 + c * GRID_M + jx, by0 + r * GRID_M + jy)
         places = [self.geo.warehouse, *self.geo.ppk]
         # Blocked areas: away from every office, so no place is cut off.
-        offices = np.array(
-            [[p.x, p.y] for p in places] + [[v.x, v.y] for vs in self.geo.pps.values() for v in vs]
-        )
+        offices = np.array([[p.x, p.y] for p in places] + [[v.x, v.y] for vs in self.geo.pps.values() for v in vs])
         blocks: list[tuple[float, float, float]] = []
         while len(blocks) < 7:
             cx, cy, rad = rng.uniform(bx0, bx1), rng.uniform(by0, by1), rng.uniform(900.0, 1800.0)

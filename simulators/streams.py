@@ -46,7 +46,7 @@ class Message:
     readings: int = 0  # readings in the payload, repeats included
     unique: int = 0  # readings sent here for the first time
     marks: tuple[str, ...] = ()  # ids of incidents whose first evidence is in this message
-    control: str | None = None  # "drop" / "restore": the tracker loses / regains its connection
+    control: str | None = None  # "drop": the tracker vanishes (its next message reconnects it)
     order: int = field(default=0, compare=False)  # tie-break within a tracker
 
 
@@ -223,8 +223,10 @@ class _Generator:
                 )
 
     def status(self, at: float, value: str, control: str | None = None) -> None:
-        self.push(
-            Message(
+        """Native trackers publish a retained online/offline status; an OwnTracks phone has only its
+        `lwt` message (which Kawal ignores), sent when it drops off."""
+        if self.native:
+            msg = Message(
                 at,
                 self.status_topic,
                 value.encode(),
@@ -233,7 +235,12 @@ class _Generator:
                 kind="status",
                 control=control,
             )
-        )
+        elif value == "offline":
+            lwt = _dumps({"_type": "lwt", "tst": int(at)})
+            msg = Message(at, self.topic, lwt, self.spec.tracker_id, kind="status", control=control)
+        else:
+            return
+        self.push(msg)
 
     def drain(self, until: float) -> Iterator[Message]:
         while self.pending and self.pending[0][0] <= until:
@@ -304,7 +311,7 @@ class _Generator:
             elif kind == "back":
                 silence = None
                 if data.kind == "off":
-                    self.status(t, "online", control="restore")
+                    self.status(t, "online")  # on a fresh connection
                 self.flush(t + float(self.rng.uniform(5.0, 20.0)))
             elif kind == "coverage":
                 self.flush(t + float(self.rng.uniform(3.0, 20.0)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import zlib
 
 import pytest
 
@@ -10,10 +11,11 @@ from alerts.model import AlertAction, AlertEvent, AlertType
 from anomaly.config import DetectionConfig
 from anomaly.engine import DetectionEngine
 from anomaly.phase import Phase
-from anomaly.state import TrackerState
+from anomaly.state import TrackerState, decode_states, encode_states
 from anomaly.timers import Timers
 from anomaly.tracks import GUDANG, T0, Recorder, Track, line, make_trip, offset, point_at, replay
 from devices.reading import Reading
+from kawal.trips import Trip
 
 ROUTE = line(GUDANG, 0, -10_000)
 MID = point_at(ROUTE, 5000)
@@ -72,7 +74,7 @@ def test_duplicates_are_ignored() -> None:
 
 
 def test_snapshot_restore_keeps_timers_and_raises_no_twin() -> None:
-    eng, rec = engine()
+    eng, _ = engine()
     tr = Track(t=T0 + 60).drive(ROUTE, 40, 30, end_m=5000).stay(MID, 6)
     replay(eng, tr.readings)
     blob = eng.snapshot()
@@ -94,7 +96,7 @@ def test_snapshot_restore_keeps_timers_and_raises_no_twin() -> None:
 
 
 def test_snapshot_restore_before_trips_are_set_and_silence_timer() -> None:
-    eng, rec = engine()
+    eng, _ = engine()
     tr = Track(t=T0 + 60).drive(ROUTE, 40, 30, end_m=3000)
     replay(eng, tr.readings)
     blob = eng.snapshot()
@@ -113,13 +115,20 @@ def test_restore_rejects_garbage() -> None:
         eng.restore(b"not a snapshot")
 
 
-def test_tracker_state_snapshot_round_trip() -> None:
-    st = TrackerState("X")
-    st.add_seal_episode(1.0, float("inf"))
-    st.fx_lat = -7.5
-    again = TrackerState.from_list(st.to_list())
-    assert again.to_list()[:-1] != [] and again.tid == "X" and again.fx_lat == -7.5
-    assert again.seal_eps == [[1.0, float("inf")]] and again.has_fix is False
+def test_tracker_state_codec_round_trip_and_damage() -> None:
+    a, b = TrackerState("A"), TrackerState("B")
+    a.add_seal_episode(1.0, float("inf"))
+    a.fx_lat, a.active, a.last_seq, a.trip = -7.5, 0b101, 2**70, "T-9"
+    blob = encode_states([a, b])
+    again = {st.tid: st for st in decode_states(blob)}
+    for name in TrackerState.__slots__:
+        if name != "sched":
+            va, vb = getattr(a, name), getattr(again["A"], name)
+            assert va == vb or (va != va and vb != vb), name
+    assert again["B"].fx_lat is again["A"].fx_lon  # unset times share the NaN singleton again
+    for bad in (b"", b"garbage", zlib.compress(b"KWDS2"), zlib.compress(zlib.decompress(blob)[:-8])):
+        with pytest.raises(ValueError):
+            decode_states(bad)
 
 
 def test_next_trip_takes_over_at_its_departure() -> None:
@@ -137,7 +146,8 @@ def test_next_trip_takes_over_at_its_departure() -> None:
     assert [e.trip_id for e in rec.raised(AlertType.UNEXPECTED_MOVEMENT)] == ["T-1"]
     eng.tick(T0 + day + 1)  # T-2 departs: T-1's alerts end with it
     resolved = rec.resolved(AlertType.UNEXPECTED_MOVEMENT)
-    assert len(resolved) == 1 and resolved[0].trip_id == "T-1" and resolved[0].details["reason"] == "trip_changed"
+    assert len(resolved) == 1 and resolved[0].trip_id == "T-1"
+    assert resolved[0].details["reason"] == "trip_changed"
     assert eng.phase_of("TRK-1", T0 + day + 2) == Phase.TRANSIT
     st = eng.tracker_state("TRK-1")
     assert st is not None and st.trip == "T-2"
@@ -148,8 +158,15 @@ def test_set_trips_keeps_unchanged_plans_and_drops_removed_ones() -> None:
     b = make_trip("B", "TRK-B", route=ROUTE, updated_at=T0)
     eng, _ = engine(a, b)
     plan_a = eng._plans["A"]
-    eng.set_trips([a, make_trip("B", "TRK-B", route=ROUTE, updated_at=T0 + 1, corridor_m=500)])
+    b500 = make_trip("B", "TRK-B", route=ROUTE, updated_at=T0 + 1, corridor_m=500)
+    eng.set_trips([a, b500])
     assert eng._plans["A"] is plan_a and eng._plans["B"].corridor_m == 500
+    # the API hands over a full-precision trip; the database gives it back with milliseconds
+    fresh = make_trip("A", "TRK-A", route=ROUTE, updated_at=T0 + 0.1239996)
+    eng.upsert_trip(fresh)
+    plan_a = eng._plans["A"]
+    eng.set_trips([Trip.model_validate_json(fresh.model_dump_json()), b500])
+    assert eng._plans["A"] is plan_a
     eng.set_trips([a])
     assert set(eng._plans) == {"A"} and "TRK-B" not in eng._by_tracker
     eng.upsert_trip(make_trip("A", "TRK-Z", route=ROUTE, updated_at=T0 + 2))  # moved to another tracker
@@ -184,7 +201,7 @@ def test_bad_readings_are_counted_not_fatal() -> None:
 
 
 def test_a_reading_far_in_the_future_is_not_used_for_movement() -> None:
-    eng, rec = engine()
+    eng, rec = engine(make_trip(route=ROUTE), config=DetectionConfig(future_tolerance_s=3600))
     tr = Track(t=T0 + 60).drive(ROUTE, 40, 30, end_m=2000)
     replay(eng, tr.readings)
     eng.process([Reading("TRK-1", ts=tr.t + 6 * 3600, lat=MID[0], lon=MID[1], seal="open")])
@@ -193,6 +210,15 @@ def test_a_reading_far_in_the_future_is_not_used_for_movement() -> None:
     assert eng.stats["future"] == 1
     assert rec.types() == ["seal_break"]  # the seal is still read; the later readings are not "late"
     assert "late" not in eng.stats
+
+
+def test_future_filter_is_off_by_default_so_big_replay_batches_work() -> None:
+    eng, rec = engine()
+    eng.tick(T0)  # under KAWAL_CLOCK=event the tick trails the next batch, here by hours
+    tr = Track(t=T0 + 60).drive(ROUTE, 10, 60).stay(DEST, 5)  # one hour on the road, one batch
+    eng.process(tr.readings)
+    assert "future" not in eng.stats and eng.stats["arrivals"] == 1
+    assert rec.raised() == []
 
 
 def test_status_of_unknown_tracker_is_ignored() -> None:

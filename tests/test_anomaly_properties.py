@@ -86,6 +86,9 @@ def test_noise_on_a_followed_route_never_raises_deviation_or_stop(
     assert [e for e in rec.raised() if e.type in bad] == []
 
 
+KINDS = ["drive", "drive", "stop", "detour", "silence", "seal", "bad", "bat"]
+
+
 @st.composite
 def incident_batches(draw: st.DrawFn) -> list[Reading]:
     """Two trackers' eventful tracks: detours, stops, silences, seal changes, batteries, bad fixes, copies."""
@@ -95,7 +98,7 @@ def incident_batches(draw: st.DrawFn) -> list[Reading]:
         tr = Track(tracker_id=tid, t=T0 - 300)
         d = 0.0
         for _ in range(draw(st.integers(5, 40))):
-            kind = draw(st.sampled_from(["drive", "drive", "stop", "detour", "silence", "seal", "bad", "bat"]))
+            kind = draw(st.sampled_from(KINDS))
             pos = point_at(route, d)
             if kind == "drive":
                 d += 400
@@ -160,7 +163,7 @@ def test_route_index_queries_agree(
     lat, lon = route[len(route) // 2]
     x, y = frame.to_xy(*offset(lat, lon, dx, dy))
     d_np, i_np = idx.nearest_np(x, y)
-    d_py, i_py = idx.nearest_py(x, y)
+    d_py, _ = idx.nearest_py(x, y)
     assert math.isclose(d_np, d_py, rel_tol=1e-6, abs_tol=1e-3)
     assert math.isclose(idx.seg_dist(i_np, x, y), d_np, rel_tol=1e-6, abs_tol=1e-3)
     i = idx.within(x, y, thr, hint, window=4)

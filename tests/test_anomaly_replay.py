@@ -8,6 +8,7 @@ trip's destination lies on our crate's road, which is where the wrong_destinatio
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -89,13 +90,21 @@ def payload(r: Reading) -> bytes:
     return json.dumps(body).encode()
 
 
-def trip_body(tracker: str, crate: str, route: list[tuple[float, float]], **kw: Any) -> dict[str, Any]:
+def trip_body(
+    tracker: str, crate: str, route: list[tuple[float, float]], open_after: float | None = None, **kw: Any
+) -> dict[str, Any]:
     o, d = route[0], route[-1]
     body = {
         "crate_id": crate,
         "tracker_id": tracker,
         "origin": {"name": f"origin {crate}", "lat": o[0], "lon": o[1], "radius_m": 150},
-        "destination": {"name": f"destination {crate}", "lat": d[0], "lon": d[1], "radius_m": 150},
+        "destination": {
+            "name": f"destination {crate}",
+            "lat": d[0],
+            "lon": d[1],
+            "radius_m": 150,
+            "open_after": open_after,
+        },
         "route": [list(p) for p in route],
         "corridor_m": 200,
         "max_stop_min": 10,
@@ -107,11 +116,37 @@ def trip_body(tracker: str, crate: str, route: list[tuple[float, float]], **kw: 
 
 def put(srv: KawalServer, path: str, body: dict[str, Any]) -> None:
     req = urllib.request.Request(
-        srv.base_url + path, data=json.dumps(body).encode(), method="PUT",
+        srv.base_url + path,
+        data=json.dumps(body).encode(),
+        method="PUT",
         headers={**srv.headers, "Content-Type": "application/json"},
     )
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status in (200, 201), resp.read()
+
+
+def publish_all(broker: Mosquitto, readings: list[Reading]) -> None:
+    """Publish at QoS 1 in order, once connected, and wait until the broker acknowledged every message."""
+    connected = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="replay-test", protocol=mqtt.MQTTv311)
+    client.on_connect = lambda *_: connected.set()
+    host, port = broker.url.removeprefix("mqtt://").split(":")
+    client.connect(host, int(port))
+    client.loop_start()
+    try:
+        assert connected.wait(15), "no CONNACK from the broker"
+        infos = []
+        for r in readings:
+            info = client.publish(f"kawal/v1/{r.tracker_id}/telemetry", payload(r), qos=1)
+            assert info.rc == mqtt.MQTT_ERR_SUCCESS, info.rc
+            infos.append(info)
+        deadline = time.monotonic() + 60
+        for info in infos:
+            info.wait_for_publish(timeout=max(0.1, deadline - time.monotonic()))
+        assert all(info.is_published() for info in infos), "the broker did not acknowledge every message"
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 def stored(srv: KawalServer) -> float:
@@ -128,28 +163,33 @@ def test_three_hour_trip_raises_each_expected_alert_once(
 ) -> None:
     readings, facts = scenario()
     srv = kawal_factory(env={"KAWAL_MQTT_URL": mosquitto.url, "KAWAL_CLOCK": "event"})
-    put(srv, "/api/v1/trips/T-R1", trip_body(
-        "TRK-R1", "JBG-R1", ROUTE,
-        stops=[{"name": "Pos Polisi", "lat": POS_POLISI[0], "lon": POS_POLISI[1], "radius_m": 100}],
-        depart_after=T0, arrive_by=facts["arrive_by"],
-    ))
-    put(srv, "/api/v1/trips/T-R2", trip_body(
-        "TRK-R2", "JBG-R2", [OTHER_ORIGIN, PPS_OTHER], depart_after=T0 + 86400, arrive_by=T0 + 90000,
-    ))
-    trip = srv.get("/api/v1/trips/T-R1")
-    put(srv, "/api/v1/trips/T-R1", {**trip, "destination": {**trip["destination"], "open_after": facts["open_after"]}})
+    put(
+        srv,
+        "/api/v1/trips/T-R1",
+        trip_body(
+            "TRK-R1",
+            "JBG-R1",
+            ROUTE,
+            stops=[{"name": "Pos Polisi", "lat": POS_POLISI[0], "lon": POS_POLISI[1], "radius_m": 100}],
+            depart_after=T0,
+            arrive_by=facts["arrive_by"],
+            open_after=facts["open_after"],
+        ),
+    )
+    put(
+        srv,
+        "/api/v1/trips/T-R2",
+        trip_body(
+            "TRK-R2",
+            "JBG-R2",
+            [OTHER_ORIGIN, PPS_OTHER],
+            depart_after=T0 + 86400,
+            arrive_by=T0 + 90000,
+        ),
+    )
+    assert srv.get("/api/v1/trips/T-R1")["destination"]["open_after"] is not None
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="replay-test", protocol=mqtt.MQTTv311)
-    host, port = mosquitto.url.removeprefix("mqtt://").split(":")
-    client.connect(host, int(port))
-    client.loop_start()
-    try:
-        infos = [client.publish(f"kawal/v1/{r.tracker_id}/telemetry", payload(r), qos=1) for r in readings]
-        for info in infos:
-            info.wait_for_publish(timeout=30)
-    finally:
-        client.loop_stop()
-        client.disconnect()
+    publish_all(mosquitto, readings)
 
     deadline = time.monotonic() + 120
     while stored(srv) < len(readings) and time.monotonic() < deadline:
@@ -157,8 +197,15 @@ def test_three_hour_trip_raises_each_expected_alert_once(
     assert stored(srv) == len(readings), srv.log()
 
     expected = {
-        "seal_break", "route_deviation", "unscheduled_stop", "signal_lost", "unexpected_movement",
-        "wrong_destination", "overdue", "gps_jump", "low_battery",
+        "seal_break",
+        "route_deviation",
+        "unscheduled_stop",
+        "signal_lost",
+        "unexpected_movement",
+        "wrong_destination",
+        "overdue",
+        "gps_jump",
+        "low_battery",
     }
     items: list[dict[str, Any]] = []
     while time.monotonic() < deadline:

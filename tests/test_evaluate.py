@@ -7,11 +7,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kawal.timeutil import rfc3339
 from simulators.cli import evaluate
 from simulators.evaluate import quality_failures, run_evaluation, score
+from simulators.register import RegistrationError, register_trips
 from simulators.scenario import SimConfig, TruthEvent
 from tests.servers import KawalServer, Mosquitto
 
@@ -41,9 +43,7 @@ def _truth(
     )
 
 
-def _alert(
-    id_: str, type_: str, tracker: str, trip: str | None, ts: float, raised: float = 2e9
-) -> dict[str, object]:
+def _alert(id_: str, type_: str, tracker: str, trip: str | None, ts: float, raised: float = 2e9) -> dict[str, object]:
     return {
         "id": id_,
         "type": type_,
@@ -122,6 +122,10 @@ def test_detection_quality_end_to_end(
     assert (out / "report.md").read_text().startswith("# Kawal detection-quality evaluation")
     assert {p.name for p in out.glob("*.png")} >= {"scores.png", "delay.png", "seal_latency.png"}
     assert len(ev.seal_latency) == ev.scores["seal_break"].detected  # measured for every seal break found
+    # A refused trip is a clear error naming the trip and quoting the API's reason.
+    trip_id, body = sc.trip_bodies()[0]
+    with pytest.raises(RegistrationError, match=f"{trip_id} refused with 422"):
+        register_trips(srv.base_url, srv.admin_token, [(trip_id, {**body, "route": [[-7.5, 112.2]]})])
 
 
 def test_evaluate_command_with_its_own_service(tmp_path: Path) -> None:

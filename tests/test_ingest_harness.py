@@ -323,7 +323,9 @@ def test_amqtt_only_speaks_311_and_the_consumer_falls_back(
         publish_all(
             pub, [(f"kawal/v1/AMQ-{i % 3}/telemetry", json.dumps(reading(i, 0)).encode()) for i in range(30)]
         )
-        wait_for(lambda: h.readings.count() == 30, what="30 readings through amqtt")
+        # Stored *and acknowledged*: amqtt drops a QoS 1 message whose PUBACK is not back within 5 s
+        # instead of keeping it for the next connection, so an ack lost to the stop below would stall it.
+        wait_for(lambda: h.readings.count() == 30 and h.pipeline.messages_done == 30, what="30 readings via amqtt")
         # Persistent session: readings published while the consumer is away arrive when it returns.
         h.consumer.stop()
         publish_all(

@@ -68,12 +68,8 @@ def recorder(mosquitto: Mosquitto) -> Iterator[Recorder]:
     r.close()
 
 
-def test_fleet_arrives_whole_with_batches_duplicates_and_shuffles(
-    mosquitto: Mosquitto, recorder: Recorder
-) -> None:
-    cfg = SimConfig(
-        legs=1, dead_zones_per_trip=3.0, duplicate_rate=0.2, shuffle_rate=1.0, owntracks_share=0.3
-    )
+def test_fleet_arrives_whole_with_batches_duplicates_and_shuffles(mosquitto: Mosquitto, recorder: Recorder) -> None:
+    cfg = SimConfig(legs=1, dead_zones_per_trip=3.0, duplicate_rate=0.2, shuffle_rate=1.0, owntracks_share=0.3)
     sc = build_scenario(seed=21, trackers=25, incidents_rate=0.4, config=cfg)
     stats = Publisher(mosquitto.url, speedup=0, progress=False, connections=2).publish_scenario(sc)
     recorder.wait_for(stats.messages)
@@ -89,8 +85,9 @@ def test_fleet_arrives_whole_with_batches_duplicates_and_shuffles(
         data = json.loads(payload)
         if topic.startswith("owntracks/"):
             _, user, device = topic.split("/")
-            assert data["_type"] == "location"
-            owntracks.add((f"{user}.{device}", data["tst"]))
+            assert data["_type"] in ("location", "lwt")  # lwt: a switched-off phone
+            if data["_type"] == "location":
+                owntracks.add((f"{user}.{device}", data["tst"]))
             continue
         items = data if isinstance(data, list) else [data]
         if isinstance(data, list):
@@ -107,26 +104,33 @@ def test_fleet_arrives_whole_with_batches_duplicates_and_shuffles(
     # Retained `online` per tracker: a late subscriber still sees every tracker's status.
     late = Recorder(mosquitto, topics=("kawal/v1/+/status",))
     try:
-        late.wait_for(len(sc.trackers), timeout=10)
+        late.wait_for(sum(1 for t in sc.trackers if t.protocol == "native"), timeout=10)
         assert all(retained for _, _, retained in late.messages)
     finally:
         late.close()
 
 
 def test_per_tracker_connections_leave_an_offline_will(mosquitto: Mosquitto, recorder: Recorder) -> None:
-    cfg = SimConfig(legs=1, owntracks_share=0.0, incident_weights={"signal_lost": 1.0})
-    sc = build_scenario(seed=8, trackers=6, incidents_rate=1.0, config=cfg)
-    switched_off = {s.tracker_id for s in sc.trackers if any(x.kind == "off" for x in s.silences)}
-    assert switched_off
+    cfg = SimConfig(legs=1, owntracks_share=0.5, incident_weights={"signal_lost": 1.0})
+    sc = build_scenario(seed=8, trackers=8, incidents_rate=1.0, config=cfg)
+    off = {s.tracker_id: s.protocol for s in sc.trackers if any(x.kind == "off" for x in s.silences)}
+    assert "native" in off.values() and "owntracks" in off.values()
     stats = Publisher(mosquitto.url, speedup=0, progress=False, per_tracker=True).publish_scenario(sc)
     # The publisher does not send `offline` itself here: the broker does, as each tracker's Last Will.
-    own_offline = sum(1 for m in sc.messages() if m.control == "drop")
-    recorder.wait_for(stats.messages + own_offline)
+    wills = sum(1 for m in sc.messages() if m.control == "drop")
+    recorder.wait_for(stats.messages + wills)
     offline = {t.split("/")[2] for t, p, _ in recorder.messages if t.endswith("/status") and p == b"offline"}
-    assert offline == switched_off
-    for tracker in switched_off:  # and the tracker came back afterwards
-        statuses = [p for t, p, _ in recorder.messages if t == f"kawal/v1/{tracker}/status"]
-        assert statuses == [b"online", b"offline", b"online"]
+    assert offline == {t for t, proto in off.items() if proto == "native"}
+    lwt = {
+        ".".join(t.split("/")[1:])
+        for t, p, _ in recorder.messages
+        if t.startswith("owntracks/") and json.loads(p)["_type"] == "lwt"
+    }
+    assert lwt == {t for t, proto in off.items() if proto == "owntracks"}  # the OwnTracks app's own will
+    for tracker, proto in off.items():  # and the tracker came back afterwards
+        if proto == "native":
+            statuses = [p for t, p, _ in recorder.messages if t == f"kawal/v1/{tracker}/status"]
+            assert statuses == [b"online", b"offline", b"online"]
 
 
 def test_pacing_follows_the_speedup_and_fast_forward(mosquitto: Mosquitto) -> None:

@@ -186,9 +186,7 @@ def test_gps_noise_matches_reported_accuracy() -> None:
     assert within / len(arr) == pytest.approx(0.68, abs=0.03)
     p = np.array(pairs)
     assert np.corrcoef(p[:, 0], p[:, 1])[0, 1] == pytest.approx(math.exp(-0.5), abs=0.07)
-    accs = [
-        r["acc"] for s in sc.trackers[:5] for m in tracker_messages(sc, s) for r in readings(m) if "acc" in r
-    ]
+    accs = [r["acc"] for s in sc.trackers[:5] for m in tracker_messages(sc, s) for r in readings(m) if "acc" in r]
     assert min(accs) >= 2.5 and max(accs) <= 10.5 * 1.8  # 3-10 m outdoors, x1.8 indoors
 
 
@@ -317,9 +315,7 @@ def test_sensor_incidents(sc: Scenario, all_seen: dict[str, list[Seen]]) -> None
             last = spec.trips[-1]
             assert last.open_after is not None and e.start >= last.open_after
             st = spec.timeline.state(e.start)
-            assert (
-                math.hypot(st.x - last.destination.x, st.y - last.destination.y) < last.destination.radius_m
-            )
+            assert math.hypot(st.x - last.destination.x, st.y - last.destination.y) < last.destination.radius_m
 
 
 def test_storage_moves_and_wrong_deliveries_leave_their_zones(sc: Scenario) -> None:
