@@ -37,12 +37,20 @@ class DetectionConfig:
     gps_jump_quiet_s: float = 300.0
     """gps_jump resolves once this long has passed without another jump, at the next good fix or tick."""
 
+    clock: Literal["event", "wall"] = "event"
+    """What the service's ticks carry (KAWAL_CLOCK). ``event``: the clock is the latest reading time seen,
+    so inside a batch it moves on with every message, and a tracker whose timer falls due before its
+    readings arrive is checked at that moment first, exactly as if the batch had come message by message
+    with a tick after each (the alerts do not depend on how the feed is split into batches). ``wall``:
+    ticks carry wall time every second and readings never move the clock."""
+
     future_tolerance_s: float = 0.0
-    """When > 0, a reading more than this ahead of the latest tick's time is treated like a late one
-    (Traccar ``filter.future``), so a tracker whose clock jumped ahead cannot make its own later readings
-    look late; its seal is still read. Off by default: it is only meaningful when ticks carry wall time
-    (under KAWAL_CLOCK=event the tick trails a big replay batch by hours), and the decoder already rejects
-    readings more than 24 h ahead of the wall clock. With KAWAL_CLOCK=wall, 3600 is a sensible value."""
+    """With ``clock="wall"`` and > 0, a reading more than this ahead of the latest tick's time is treated
+    like a late one (Traccar ``filter.future``), so a tracker whose clock jumped ahead cannot make its own
+    later readings look late; its seal is still read. 3600 is a sensible value. Not allowed with the event
+    clock, where readings are the clock: a replay batch legitimately runs hours past the previous tick, and
+    the filter would throw its readings away. The decoder already rejects readings more than 24 h ahead of
+    the wall clock."""
 
     # ---- route deviation --------------------------------------------------------------------------
     corridor_acc_factor: float = 3.0
@@ -93,10 +101,6 @@ class DetectionConfig:
     """The stop's centre is a running mean over about this many fixes (noise of a parked tracker averages
     out; a Gauss-Markov wander of tens of metres stays inside the radius)."""
 
-    stop_grace_s: float = 300.0
-    """A stop is assumed to go on for at most this long after its latest fix (a parked tracker may report
-    only every few minutes); beyond it only a new fix extends the stop, so a tracker that falls silent
-    while driving is never taken for a stopped one."""
 
     arrival_rest_s: float = 120.0
     """CONTRACT 2.2: a crate arrives when it stays inside the destination zone for 2 minutes."""
@@ -142,6 +146,10 @@ class DetectionConfig:
             v = getattr(self, f.name)
             if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
                 raise ValueError(f"{f.name} must not be negative: {v}")
+        if self.clock not in ("event", "wall"):
+            raise ValueError(f"clock must be event or wall: {self.clock!r}")
+        if self.future_tolerance_s > 0 and self.clock != "wall":
+            raise ValueError("future_tolerance_s needs clock='wall': under the event clock readings are the clock")
         if self.route_search not in ("hint", "numpy", "python"):
             raise ValueError(f"route_search must be hint, numpy or python: {self.route_search!r}")
         if not 0 < self.deviation_exit_ratio <= 1:

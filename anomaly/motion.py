@@ -5,11 +5,15 @@ centre. The centre is the running mean of the first `stop_centroid_window` fixes
 noise averages out while a crate creeping away still leaves the radius. The stop ends only after
 `stop_exit_count` consecutive fixes outside the radius: one bad fix never breaks it. This is Traccar's
 MotionEventHandler idea (a state that changes only after a distance or a duration), made noise-aware.
+
+A stop lasts as long as its fixes say, from the first to the latest fix inside the radius: it is never
+extrapolated past the latest fix, so a tracker that falls silent is not taken for a stopped one (the crate
+may be driving; the silence is signal_lost's business), and the outcome is the same whether a tick comes
+during the silence or the next fix arrives first. A gap longer than the trip's max_silence between two fixes
+of the cluster is a silence, not evidence of rest: the stop starts again at the fix after it.
 """
 
 from __future__ import annotations
-
-import math
 
 from anomaly.base import Ctx
 from anomaly.config import DetectionConfig
@@ -21,8 +25,13 @@ STOP_FOREIGN = 1  # another trip's origin or destination zone
 STOP_UNSCHEDULED = 2
 
 
-def update_cluster(cfg: DetectionConfig, st: TrackerState, lat: float, lon: float, acc: float, ts: float) -> bool:
-    """Add an accepted fix to the stop cluster. True when this fix shows the crate moved on."""
+def update_cluster(
+    cfg: DetectionConfig, st: TrackerState, lat: float, lon: float, acc: float, ts: float, max_gap: float
+) -> bool:
+    """Add an accepted fix to the stop cluster. True when this fix shows the crate moved on.
+
+    `max_gap`: the longest silence the stop bridges (the trip's max_silence); after a longer one the stop
+    starts again at this fix, without "moving on" (an open stop alert stays open)."""
     if st.sc_n == 0:
         _start(st, lat, lon, ts)
         return False
@@ -30,6 +39,9 @@ def update_cluster(cfg: DetectionConfig, st: TrackerState, lat: float, lon: floa
     if cfg.stop_acc_factor * acc > radius:
         radius = cfg.stop_acc_factor * acc
     if metres_between(st.sc_lat, st.sc_lon, lat, lon) <= radius:
+        if ts - st.sc_last > max_gap:
+            _start(st, lat, lon, ts)
+            return False
         st.sc_out = 0
         st.sc_last = ts
         n = st.sc_n
@@ -75,30 +87,17 @@ def stop_start(c: Ctx, st: TrackerState) -> float:
     return st.sc_ts if st.sc_ts > plan.depart_after else plan.depart_after
 
 
-def stop_evidence_end(c: Ctx, st: TrackerState) -> float:
-    """Up to when the crate is known to be stopped: the evaluation time, but at most `stop_grace_s` past
-    the cluster's latest fix. A tracker that fell silent while driving is not stopped; one that reports
-    every few minutes from a parking place is still stopped between its fixes."""
-    end = c.ts
-    limit = st.sc_last + c.cfg.stop_grace_s
-    return end if end < limit else limit
+def stop_duration(c: Ctx, st: TrackerState) -> float:
+    """How long the fixes show the crate at rest: from the stop's start to its latest fix."""
+    return st.sc_last - stop_start(c, st)
 
 
 def long_stop(c: Ctx, st: TrackerState) -> bool:
-    """The crate has been in its stop cluster for more than the trip's max_stop_min, and still is."""
+    """The crate's fixes have kept it in its stop cluster for more than the trip's max_stop_min."""
     plan = c.plan
     if plan is None or st.sc_n == 0:
         return False
-    return stop_evidence_end(c, st) - stop_start(c, st) > plan.max_stop_s
-
-
-def stop_deadline(c: Ctx, st: TrackerState) -> float:
-    """When a tick could find the current stop long enough; INF if only a new fix could."""
-    plan = c.plan
-    if plan is None or st.sc_n == 0:
-        return math.inf
-    due = stop_start(c, st) + plan.max_stop_s + 0.001
-    return due if due < st.sc_last + c.cfg.stop_grace_s else math.inf
+    return stop_duration(c, st) > plan.max_stop_s
 
 
 def classify(c: Ctx, st: TrackerState) -> int:

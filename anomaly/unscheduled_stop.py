@@ -1,24 +1,18 @@
 """unscheduled_stop (major): stationary for more than max_stop_min outside the origin, the destination
 and the allowed stops, raised while the crate is still stopped; ts is when the stop began.
 
-Stationarity comes from anomaly.motion (a noise-aware cluster of fixes, 200 m across). A stop inside
-another trip's origin or destination zone is wrong_destination instead, not both. Resolves when the
-crate moves on (two fixes outside the cluster) or arrives.
+Stationarity comes from anomaly.motion (a noise-aware cluster of fixes, 200 m across). The stop's length is
+what its fixes show, never extrapolated over a silence, so it is raised by the fix that takes it past
+max_stop_min, not by the clock: a tracker that falls silent while stopped may be driving away. A stop inside
+another trip's origin or destination zone is wrong_destination instead, not both. Resolves when the crate
+moves on (two fixes outside the cluster) or arrives.
 """
 
 from __future__ import annotations
 
 from alerts.model import AlertType
-from anomaly.base import INF, Ctx, Detector
-from anomaly.motion import (
-    STOP_ALLOWED,
-    STOP_UNSCHEDULED,
-    classify,
-    long_stop,
-    stop_deadline,
-    stop_evidence_end,
-    stop_start,
-)
+from anomaly.base import Ctx, Detector
+from anomaly.motion import STOP_UNSCHEDULED, classify, long_stop, stop_duration, stop_start
 from anomaly.phase import Phase
 from anomaly.state import TrackerState
 
@@ -34,29 +28,13 @@ class StopDetector(Detector):
             if c.moved:
                 c.emit.resolve(st, c.plan, self.type, c.ts, "moved_on")
             return
-        plan = c.plan
-        if st.sc_n and plan is not None and c.ts - st.sc_ts > plan.max_stop_s:  # cheap pre-check
-            self.on_time(c, st)
-
-    def on_time(self, c: Ctx, st: TrackerState) -> None:
-        if st.active & self.bit or not long_stop(c, st):
-            return
-        if classify(c, st) == self.wanted:
+        if long_stop(c, st) and classify(c, st) == self.wanted:
             self.raise_stop(c, st)
-
-    def deadline(self, c: Ctx, st: TrackerState) -> float:
-        plan = c.plan
-        if plan is None or st.sc_n == 0 or st.active & self.bit or st.sc_cls == STOP_ALLOWED:
-            return INF
-        if st.sc_cls >= 0 and st.sc_cls != self.wanted:
-            return INF
-        return stop_deadline(c, st)
 
     def details(self, c: Ctx, st: TrackerState) -> dict[str, object]:
         plan = c.plan
         assert plan is not None
-        stopped = stop_evidence_end(c, st) - stop_start(c, st)
-        return {"stopped_min": round(stopped / 60.0, 1), "max_stop_min": plan.max_stop_s / 60.0}
+        return {"stopped_min": round(stop_duration(c, st) / 60.0, 1), "max_stop_min": plan.max_stop_s / 60.0}
 
     def raise_stop(self, c: Ctx, st: TrackerState) -> None:
         c.emit.raise_(st, c.plan, self.type, stop_start(c, st), st.sc_lat, st.sc_lon, self.details(c, st))

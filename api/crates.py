@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from api.deps import AppContext
-from api.schemas import CRATE_STATES, Crate, CrateState, DistrictCount, Fix, Summary
+from api.schemas import CRATE_STATES, Crate, CrateState, DistrictCount, Fix, Summary, TrackPoint
 from devices.reading import Reading
 from kawal.timeutil import rfc3339
 from kawal.trips import Trip, bound_trip
@@ -33,7 +33,11 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def fix_out(r: Reading) -> Fix:
     assert r.lat is not None and r.lon is not None
-    return Fix(ts=rfc3339(r.ts) or "", lat=r.lat, lon=r.lon, acc=r.acc, spd=r.spd, hdg=r.hdg, bat=r.bat, seal=r.seal)
+    return Fix(ts=rfc3339(r.ts) or "", lat=r.lat, lon=r.lon, acc=r.acc, spd=r.spd, hdg=r.hdg, bat=r.bat)
+
+
+def track_point(r: Reading) -> TrackPoint:
+    return TrackPoint(**fix_out(r).model_dump(), seal=r.seal)
 
 
 def district_of(trip: Trip | None) -> str | None:

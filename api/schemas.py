@@ -110,7 +110,6 @@ class Fix(BaseModel):
     spd: float | None = Field(None, description="km/h")
     hdg: float | None = Field(None, description="degrees")
     bat: float | None = Field(None, description="percent")
-    seal: str | None = Field(None, description="seal state in this reading, when it carried one (extension)")
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -128,8 +127,14 @@ class Fix(BaseModel):
     )
 
 
+class TrackPoint(Fix):
+    """A point of the track: a fix, plus the seal state when the reading carried one (extension)."""
+
+    seal: str | None = Field(None, description="seal state in this reading, when it carried one")
+
+
 class FixList(BaseModel):
-    items: list[Fix]
+    items: list[TrackPoint]
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

@@ -34,7 +34,8 @@ from kawal.metrics import Metrics
 log = logging.getLogger(__name__)
 
 MAX_BATCH_MESSAGES = 2000
-MAX_YIELDS = 512
+LINGER_S = 0.002
+LINGER_BELOW = 256  # messages: a batch this small is worth a linger when the window allows it
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 10.0
 
@@ -81,6 +82,7 @@ class IngestPipeline:
         ack: Callable[[InboundMessage], None],
         tick_interval_s: float = 1.0,
         ack_many: Callable[[Sequence[InboundMessage]], None] | None = None,
+        linger_s: float | None = None,
     ) -> None:
         self.db = db
         self.readings = readings
@@ -90,9 +92,12 @@ class IngestPipeline:
         self.metrics = metrics
         self.ack = ack
         owner = getattr(ack, "__self__", None)
-        if ack_many is None and isinstance(owner, MqttConsumer) and ack == owner.ack:
-            ack_many = owner.ack_many  # the consumer's batched acks: one write per batch
+        self._consumer = owner if isinstance(owner, MqttConsumer) and ack == owner.ack else None
+        if ack_many is None and self._consumer is not None:
+            ack_many = self._consumer.ack_many  # the consumer's batched acks: one write per batch
         self.ack_many = ack_many
+        # None: linger only in front of an MQTT 5 consumer (see _gather); 0 never; > 0 always.
+        self.linger_s = linger_s
         self.tick_interval_s = tick_interval_s
         self._event_clock = isinstance(clock, EventClock)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -166,28 +171,29 @@ class IngestPipeline:
         return False
 
     def _gather(self, batch: list[InboundMessage]) -> bool:
-        """Fill the batch with what is queued, then yield the GIL to the network thread as long as that
-        makes it grow: paho enqueues what its socket already holds. A yield is not a wait: when the network
-        thread is idle (light traffic, or the broker's inflight window is used up) it returns at once, so
-        latency does not grow, while under load batches do, and the per-batch costs (transaction, acks,
-        thread wake-ups) are shared by more messages."""
+        """Fill the batch with what is queued; True when the stop marker was reached.
+
+        With a small batch and a wide inflight window, first let the network thread run alone for up to
+        LINGER_S. Without that, under load the worker wakes for every few messages and the two threads
+        trade the GIL several times per message; the benchmark shows that ping-pong costing more than
+        decoding and storing together. The linger is bounded, only happens while the broker may still
+        send thousands of unacknowledged messages (MQTT 5 Receive Maximum), and never with a small window
+        such as mosquitto's default of 20 for MQTT 3.1.1 sessions, where acks must flow at once.
+        """
         if self._drain(batch):
             return True
-        import os
-        linger = float(os.environ.get("LINGER", "0"))
-        if linger and len(batch) < 256:
-            time.sleep(linger)
-            return self._drain(batch)
-        for _ in range(int(os.environ.get("YIELDS", MAX_YIELDS))):
-            if len(batch) >= MAX_BATCH_MESSAGES:
-                break
-            before = len(batch)
-            time.sleep(0)
-            if self._drain(batch):
-                return True
-            if len(batch) == before:
-                break
+        if len(batch) < LINGER_BELOW:
+            linger = self._linger()
+            if linger > 0:
+                time.sleep(linger)
+                return self._drain(batch)
         return False
+
+    def _linger(self) -> float:
+        if self.linger_s is not None:
+            return self.linger_s
+        owner = self._consumer
+        return LINGER_S if owner is not None and owner.protocol == "5" else 0.0
 
     def _tick(self) -> None:
         try:

@@ -17,6 +17,7 @@ import uvicorn
 
 from alerts.broadcast import Broadcaster
 from alerts.store import AlertStore
+from anomaly.config import DetectionConfig
 from anomaly.engine import DetectionEngine
 from api.app import create_app
 from api.auth import TokenStore
@@ -181,7 +182,9 @@ class Service:
         broadcaster = Broadcaster()
         self.broadcaster = broadcaster
         alerts = AlertStore(db, audit, broadcaster, self.metrics)
-        engine = DetectionEngine(sink=alerts.apply)
+        # A tracker clock jumping ahead is only recognisable against wall time (see DetectionConfig).
+        config = DetectionConfig(future_tolerance_s=3600.0 if s.clock == "wall" else 0.0)
+        engine = DetectionEngine(sink=alerts.apply, config=config)
         engine.set_trips(trips.list())
         detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)
         self.detector = detector
@@ -201,7 +204,10 @@ class Service:
                 s = s.model_copy(update={"mqtt_protocol": "3.1.1"})
 
         self.consumer = MqttConsumer(s, self.mqtt_url, self._on_message, self.metrics)
-        self.pipeline = IngestPipeline(db, readings, registry, detector, self.clock, self.metrics, self.consumer.ack)
+        self.pipeline = IngestPipeline(
+            db, readings, registry, detector, self.clock, self.metrics, self.consumer.ack,
+            tick_interval_s=s.tick_interval_s,
+        )
         self.health.consumer = self.consumer
         self.pipeline.start()
         self.consumer.start()
@@ -225,8 +231,8 @@ class Service:
             clock=self.clock,
         )
         app = create_app(ctx)
-        config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(config)
+        http_config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(http_config)
         self._server_thread = threading.Thread(target=self._server.run, name="kawal-http", daemon=True)
         self._server_thread.start()
 
@@ -249,10 +255,12 @@ class Service:
 
     def stop(self) -> None:
         """Stop taking messages, finish what was received, keep the detector state, then close."""
-        if self.consumer is not None:
-            self.consumer.stop()
+        # Drain first, while still connected, so what was received is stored and acknowledged; anything
+        # that arrives later is redelivered by the broker on the next start.
         if self.pipeline is not None:
             self.pipeline.stop(drain=True)
+        if self.consumer is not None:
+            self.consumer.stop()
         if self.detector is not None and self.health.stores_open:
             try:
                 self.detector.save_snapshot()

@@ -41,5 +41,5 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
 
     tick_interval_s: float = Field(1.0, description="how often time-driven checks run (wall clock)")
-    snapshot_interval_s: float = Field(10.0, description="how often detector state is snapshotted")
+    snapshot_interval_s: float = Field(30.0, description="how often detector state is snapshotted")
     tile_url: str | None = Field(None, description="optional base-map tile URL for the dashboard")

@@ -73,7 +73,9 @@ def test_crate_status_and_track(api: tuple[Harness, httpx.Client]) -> None:
     }
     track = client.get("/api/v1/crates/C-1/track", headers=v).json()["items"]
     assert [p["ts"] for p in track] == ["2024-11-20T00:01:00.000Z", "2024-11-20T00:04:00.000Z"]
-    assert set(track[0]) == {"ts", "lat", "lon", "acc", "spd", "hdg", "bat"}
+    # The contract's fix fields, plus the reading's seal state as an extension.
+    assert set(track[0]) == {"ts", "lat", "lon", "acc", "spd", "hdg", "bat", "seal"}
+    assert [p["seal"] for p in track] == ["closed", None]
     since = client.get("/api/v1/crates/C-1/track", params={"since": "2024-11-20T00:02:00Z"}, headers=v)
     assert [p["ts"] for p in since.json()["items"]] == ["2024-11-20T00:04:00.000Z"]
     until = client.get("/api/v1/crates/C-1/track", params={"until": T0 + 100}, headers=v)

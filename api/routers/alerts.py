@@ -114,7 +114,7 @@ async def stream_alerts(
         ),
     ] = None,
     last_event_id: Annotated[
-        int | None, Query(ge=0, description="the same as the Last-Event-ID header")
+        int | None, Query(ge=0, le=2**63 - 1, description="the same as the Last-Event-ID header")
     ] = None,
 ) -> EventSourceResponse:
     """Each event is one alert change (raised, updated, acknowledged, resolved). Reconnect with

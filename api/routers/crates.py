@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from api.auth import Viewer
-from api.crates import CrateCache, fix_out, one_crate, summarise
+from api.crates import CrateCache, one_crate, summarise, track_point
 from api.routers.common import TIME_DOC, errors, time_param
 from api.schemas import Crate, CrateList, CrateState, FixList, Summary
 
@@ -32,7 +32,7 @@ def list_crates(
     state: Annotated[list[CrateState] | None, Query(description="only these states (repeatable)")] = None,
     district: Annotated[str | None, Query(max_length=200, description="only this district")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="at most this many")] = 10_000,
-    offset: Annotated[int, Query(ge=0, description="skip this many first")] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1, description="skip this many first")] = 0,
 ) -> CrateList:
     """Crates known from trips or the tracker registry, by id, each with its tracker, current trip,
     district, state (`in_storage`, `in_transit`, `arrived`, `alerting`), latest fix, seal and number of
@@ -96,4 +96,4 @@ def get_track(
     if crate.tracker_id is None:
         return FixList(items=[])
     readings = ctx.readings.track(crate.tracker_id, t0, t1, limit)
-    return FixList(items=[fix_out(r) for r in readings if r.has_position])
+    return FixList(items=[track_point(r) for r in readings if r.has_position])

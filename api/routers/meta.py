@@ -36,7 +36,9 @@ def config(principal: Viewer, ctx: Ctx) -> ConfigOut:
 def audit(
     principal: Viewer,
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0, description="only records with seq greater than this")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="only records with seq greater than this")
+    ] = 0,
     subject: Annotated[
         str | None, Query(max_length=200, description="e.g. `alert:<id>`, `trip:<id>`")
     ] = None,

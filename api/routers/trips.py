@@ -90,8 +90,8 @@ def list_trips(
     ctx: Ctx,
     tracker_id: Annotated[str | None, Query(description="only this tracker's trips")] = None,
     crate_id: Annotated[str | None, Query(description="only this crate's trips")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="at most this many (default: all)")] = None,
-    offset: Annotated[int, Query(ge=0, description="skip this many first")] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=2**63 - 1, description="at most this many (default: all)")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1, description="skip this many first")] = 0,
 ) -> TripList:
     """Every trip, ordered by `depart_after` then id: `{"items": [...]}`."""
     trips = ctx.trips.list(tracker_id=tracker_id, crate_id=crate_id)
