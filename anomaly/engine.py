@@ -42,7 +42,6 @@ from kawal.trips import Trip
 
 log = logging.getLogger(__name__)
 
-_STOP_BITS = BIT[AlertType.UNSCHEDULED_STOP] | BIT[AlertType.WRONG_DESTINATION]
 _JUMP_BIT = BIT[AlertType.GPS_JUMP]
 _OVERDUE_BIT = BIT[AlertType.OVERDUE]
 _PHASE_END_REASON = {
@@ -172,35 +171,51 @@ class DetectionEngine:
     # ---- readings ---------------------------------------------------------------------------------
 
     def process(self, readings: Sequence[Reading]) -> None:
-        """New readings, in any order, from any trackers (a live batch or a store-and-forward backlog)."""
-        groups: dict[str, list[Reading]] = {}
-        for r in readings:
-            g = groups.get(r.tracker_id)
-            if g is None:
-                groups[r.tracker_id] = [r]
-            else:
-                g.append(r)
+        """New readings in arrival order, from any trackers (a live batch or a store-and-forward backlog).
+
+        Each run of consecutive readings of one tracker (a message, or several back to back) is sorted by
+        event time, so a shuffled backlog array gives the same events. Under the event clock the clock
+        moves on after each run, and a tracker whose timer falls due before its run arrives is checked at
+        that moment first: the alerts are those of the same messages fed one by one with a tick after each.
+        """
+        n = len(readings)
+        event = self.cfg.clock == "event"
         states = self._states
-        for tid, rs in groups.items():
+        i = 0
+        while i < n:
+            r = readings[i]
+            tid = r.tracker_id
+            top = r.ts
+            j = i + 1
+            while j < n and readings[j].tracker_id == tid:
+                if readings[j].ts > top:
+                    top = readings[j].ts
+                j += 1
+            rs = [r] if j == i + 1 else sorted(readings[i:j], key=_order)
             st = states.get(tid)
             if st is None:
                 st = states[tid] = TrackerState(tid)
-            if len(rs) > 1:
-                rs.sort(key=_order)
             trip = st.trip
+            due = event and 0 < st.sched <= self._now
             try:
+                if due:  # a tick before these readings arrived would have woken it
+                    self._timers.cancel(st)
+                    self._tick_tracker(st, self._now)
                 self._process_tracker(st, rs)
             except Exception:
                 self._emit.count("errors")
                 log.exception("detection failed for tracker %s", tid)
-            if not (st.sched and st.trip == trip and self._still_early(st)):
+            if due or not (st.sched and st.trip == trip and self._still_early(st)):
                 self._reschedule(st)
+            if event and top > self._now:
+                self._now = top
+            i = j
 
     def _still_early(self, st: TrackerState) -> bool:
         """Is the queued wake-up still no later than any deadline these readings could have created?
 
-        Readings only push the silence deadline later; the deadlines they can bring forward are a new
-        stop's and a new gps_jump's. A wake-up that turns out early just re-evaluates and queues again.
+        Readings only push the silence deadline later; the deadline they can bring forward is a new
+        gps_jump's. A wake-up that turns out early just re-evaluates and queues again.
         """
         sched = st.sched
         if st.active & _JUMP_BIT and sched > st.jp_ts + self.cfg.gps_jump_quiet_s:
@@ -208,15 +223,13 @@ class DetectionEngine:
         plan = self._plans.get(st.trip) if st.trip is not None else None
         if plan is None:
             return True
-        if st.sc_n and not st.active & _STOP_BITS and sched > st.sc_ts + plan.max_stop_s:
-            return False
         # overdue's deadline comes back when a crate leaves its destination zone before its rest ended
         return not (sched > plan.arrive_by and not st.active & _OVERDUE_BIT and st.arrived != st.arrived)
 
     def _process_tracker(self, st: TrackerState, rs: list[Reading]) -> None:
         stats = self.stats
         plans = self._by_tracker.get(st.tid)
-        tol = self.cfg.future_tolerance_s
+        tol = self.cfg.future_tolerance_s  # only ever > 0 with wall-clock ticks (see DetectionConfig)
         future_limit = self._now + tol if tol > 0 and self._now > NEG_INF else INF
         prev: tuple[float, int] | None = None
         for r in rs:
@@ -242,7 +255,7 @@ class DetectionEngine:
         c = self._ctx
         plan = bound_plan(plans, ts)
         if (None if plan is None else plan.trip_id) != st.trip:
-            self._switch(st, plan, ts)
+            plan = self._bind(st, plans, ts)
         c.plan = plan
         c.reading = r
         c.ts = ts
@@ -257,17 +270,18 @@ class DetectionEngine:
         c.moved = False
         if fix in (FIX_OK, FIX_JUMP, FIX_STALE):
             assert r.lat is not None and r.lon is not None
+            gap = INF if plan is None else plan.max_silence_s
             c.lat = r.lat
             c.lon = r.lon
             c.acc = cfg.default_acc_m if r.acc is None else r.acc
             if fix == FIX_OK:
                 if plan is not None:
                     c.x, c.y = plan.frame.to_xy(r.lat, r.lon)
-                c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts)
+                c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts, gap)
             elif fix == FIX_STALE:
                 # The receiver holds its last position: no new fix for the corridor or the storage zone,
                 # but evidence for the stop cluster that the crate has not moved.
-                c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts)
+                c.moved = update_cluster(cfg, st, r.lat, r.lon, c.acc, ts, gap)
         if fix != FIX_OK and fix != FIX_NONE:
             name = FIX_NAMES[fix]
             self.stats[name] = self.stats.get(name, 0) + 1
@@ -295,6 +309,32 @@ class DetectionEngine:
         c.moved = False
         c.phase = phase_at(st, plan, r.ts)
         self._seal.on_late(c, st)
+
+    def _bind(self, st: TrackerState, plans: list[TripPlan] | None, t: float) -> TripPlan | None:
+        """Bind the tracker to its trip at `t` and return that trip.
+
+        When the tracker passes one or more departures at once (a batch or a pause between ticks spanning
+        them, a tracker heard again after hours), each trip it leaves first gets its time-driven checks just
+        before the next one took over, as ticks in between would have: the silence or lateness of a trip
+        is recorded even when no tick fell inside it.
+        """
+        plan = bound_plan(plans, t)
+        target = None if plan is None else plan.trip_id
+        cur = self._plans.get(st.trip) if st.trip is not None else None
+        if cur is None and plans:  # first binding, or its trip was removed: from the latest reading's trip
+            cur = bound_plan(plans, st.last_ts)
+            if cur is not None and cur.trip_id != target and st.trip != cur.trip_id:
+                self._switch(st, cur, st.last_ts if st.last_ts > cur.depart_after else cur.depart_after)
+        while cur is not None and cur.trip_id == st.trip and cur.trip_id != target:
+            nd = next_departure(plans, cur.depart_after)
+            if not nd <= t:
+                break
+            self._evaluate(st, cur, nd - 0.001)
+            cur = bound_plan(plans, nd)
+            self._switch(st, cur, nd)
+        if st.trip != target:
+            self._switch(st, plan, t)
+        return plan
 
     def _switch(self, st: TrackerState, plan: TripPlan | None, ts: float) -> None:
         """The tracker is bound to another trip (or none): end the old trip's alerts and memory."""
@@ -340,12 +380,13 @@ class DetectionEngine:
             self._reschedule(st)
 
     def _tick_tracker(self, st: TrackerState, now: float) -> None:
-        c = self._ctx
-        plans = self._by_tracker.get(st.tid)
         t = now if now > st.last_ts else st.last_ts  # never evaluate a tracker before its own latest reading
-        plan = bound_plan(plans, t)
-        if (None if plan is None else plan.trip_id) != st.trip:
-            self._switch(st, plan, t)
+        plan = self._bind(st, self._by_tracker.get(st.tid), t)
+        self._evaluate(st, plan, t)
+
+    def _evaluate(self, st: TrackerState, plan: TripPlan | None, t: float) -> None:
+        """The time-driven checks of the tracker's current trip at `t`, with no new reading."""
+        c = self._ctx
         c.plan = plan
         c.reading = None
         c.ts = t

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -174,7 +174,7 @@ def _run(folder: Path, temporary: bool, stop: threading.Event, *, trackers: int,
 
     click.echo("Planning a simulated distribution in Jombang regency...")
     scenario = build_scenario(seed=seed, trackers=trackers, incidents_rate=incidents_rate,
-                              config=SimConfig(legs=legs))
+                              start=_recent_morning(), config=SimConfig(legs=legs))
     summary = scenario.summary()
     first_departure = min(t.depart_after for t in scenario.trips)
 
@@ -272,3 +272,11 @@ def _watch(folder: Path, stop: threading.Event, progress: Progress, service: Any
                 when = datetime.fromtimestamp(progress.sim_now, tz=WIB).strftime("%d %b %H:%M WIB")
                 shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet"
                 click.echo(f"[{when}] alerts: {shown}")
+
+
+def _recent_morning() -> datetime:
+    """05:00 WIB of yesterday: a recent distribution day that has wholly happened by the end of the replay."""
+    from simulators.scenario import WIB
+
+    day = datetime.now(WIB).date() - timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 5, 0, tzinfo=WIB)

@@ -62,9 +62,30 @@ def _quiet_http() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _config(**kw: Any) -> SimConfig:
+def _config(
+    legs: int,
+    interval: str,
+    storage_interval: int,
+    owntracks: float,
+    duplicates: float,
+    shuffle: float,
+    dead_zones: float,
+    incident_types: str | None,
+    prefix: str,
+) -> SimConfig:
+    """The SimConfig of the fleet options both commands share (`COMMON`), validated."""
     try:
-        cfg = SimConfig(**kw)
+        cfg = SimConfig(
+            legs=legs,
+            interval_s=_interval(interval),
+            storage_interval_s=storage_interval,
+            owntracks_share=owntracks,
+            duplicate_rate=duplicates,
+            shuffle_rate=shuffle,
+            dead_zones_per_trip=dead_zones,
+            incident_weights=_weights(incident_types),
+            prefix=prefix,
+        )
         cfg.validate()
     except ValueError as e:
         raise click.UsageError(str(e)) from e
@@ -251,15 +272,7 @@ def simulate(
     if api_url and not token:
         raise click.UsageError("--api-url needs --token (an admin token)")
     cfg = _config(
-        legs=legs,
-        interval_s=_interval(interval),
-        storage_interval_s=storage_interval,
-        owntracks_share=owntracks,
-        duplicate_rate=duplicates,
-        shuffle_rate=shuffle,
-        dead_zones_per_trip=dead_zones,
-        incident_weights=_weights(incident_types),
-        prefix=prefix or "SIM",
+        legs, interval, storage_interval, owntracks, duplicates, shuffle, dead_zones, incident_types, prefix or "SIM"
     )
     try:
         scenario = build_scenario(
@@ -389,15 +402,8 @@ def evaluate(
     if api_url and not token:
         raise click.UsageError("--api-url needs --token (an admin token)")
     cfg = _config(
-        legs=legs,
-        interval_s=_interval(interval),
-        storage_interval_s=storage_interval,
-        owntracks_share=owntracks,
-        duplicate_rate=duplicates,
-        shuffle_rate=shuffle,
-        dead_zones_per_trip=dead_zones,
-        incident_weights=_weights(incident_types),
-        prefix=prefix or f"EV{seed}",
+        legs, interval, storage_interval, owntracks, duplicates, shuffle, dead_zones, incident_types,
+        prefix or f"EV{seed}",
     )
     ev, _ = run_evaluation(
         trackers=trackers,

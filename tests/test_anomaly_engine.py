@@ -201,7 +201,7 @@ def test_bad_readings_are_counted_not_fatal() -> None:
 
 
 def test_a_reading_far_in_the_future_is_not_used_for_movement() -> None:
-    eng, rec = engine(make_trip(route=ROUTE), config=DetectionConfig(future_tolerance_s=3600))
+    eng, rec = engine(make_trip(route=ROUTE), config=DetectionConfig(clock="wall", future_tolerance_s=3600))
     tr = Track(t=T0 + 60).drive(ROUTE, 40, 30, end_m=2000)
     replay(eng, tr.readings)
     eng.process([Reading("TRK-1", ts=tr.t + 6 * 3600, lat=MID[0], lon=MID[1], seal="open")])

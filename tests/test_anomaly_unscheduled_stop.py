@@ -103,16 +103,20 @@ def test_one_bad_fix_does_not_break_the_stop() -> None:
     assert rec.resolved(STOP) == []
 
 
-def test_sparse_tracker_is_raised_by_the_clock() -> None:
+def test_sparse_tracker_is_raised_by_the_fix_that_shows_the_long_stop() -> None:
     eng, rec = setup()
     tr = Track(t=T0 + 60)
     drive_to_mid(tr)
+    stop_began = tr.readings[-1].ts
     tr.stay(MID, 10, every_s=300)  # a fix every 5 minutes; the last one at exactly 10 minutes
     replay(eng, tr.readings)
+    for minute in range(1, 5):  # the clock alone never extends a stop past its latest fix
+        eng.tick(tr.t + 60 * minute)
     assert rec.raised(STOP) == []
-    eng.tick(tr.t + 60)
+    tr.stay(MID, 5, every_s=300)
+    replay(eng, tr.readings[-1:])
     raised = rec.raised(STOP)
-    assert len(raised) == 1 and raised[0].ts == tr.readings[-3].ts
+    assert len(raised) == 1 and raised[0].ts == stop_began and raised[0].details["stopped_min"] == 15.0
 
 
 def test_stop_duration_counts_from_departure() -> None:
@@ -153,12 +157,43 @@ def test_silent_tracker_is_not_taken_for_a_stopped_one() -> None:
         eng.tick(tr.t + 60 * minute)
     assert rec.raised(STOP) == []
     assert len(rec.raised(AlertType.SIGNAL_LOST)) == 1
-    # stopped for 7 minutes, then silent: the stop is assumed to go on only for stop_grace_s (5 min)
+    # stopped for 7 minutes, then silent for 10 while driving on: a silence is not a stop, whether the
+    # ticks fall inside the silence or the next fix (far away) arrives first
+    for tick_inside in (True, False):
+        eng2, rec2 = setup()
+        tr2 = Track(t=T0 + 60)
+        drive_to_mid(tr2)
+        tr2.stay(MID, 7)
+        replay(eng2, tr2.readings)
+        if tick_inside:
+            for minute in range(1, 11):
+                eng2.tick(tr2.t + 60 * minute)
+        tr2.silent(10).drive(ROUTE, 40, 30, start_m=7000, end_m=8000)
+        replay(eng2, tr2.readings[-4:], batch=4)
+        assert rec2.raised(STOP) == [], tick_inside
+
+
+def test_a_stop_is_as_long_as_its_fixes_show() -> None:
+    # 7 minutes of fixes, 5 minutes without any, then fixes at the same place again: 12 minutes at rest
+    eng, rec = setup()
+    tr = Track(t=T0 + 60)
+    drive_to_mid(tr)
+    stop_began = tr.readings[-1].ts
+    tr.stay(MID, 7).silent(5).stay(MID, 1)
+    replay(eng, tr.readings)
+    raised = rec.raised(STOP)
+    assert len(raised) == 1 and raised[0].ts == stop_began
+    # a gap longer than max_silence_min is a silence, not rest: the stop starts again after it
     eng2, rec2 = setup()
     tr2 = Track(t=T0 + 60)
     drive_to_mid(tr2)
-    tr2.stay(MID, 7)
+    tr2.stay(MID, 5).silent(20)
+    restart = tr2.t + 30
+    tr2.stay(MID, 9)
     replay(eng2, tr2.readings)
-    eng2.tick(tr2.t + 4 * 60)
+    assert rec2.raised(STOP) == []
+    assert len(rec2.raised(AlertType.SIGNAL_LOST)) == 1
+    tr2.stay(MID, 2)
+    replay(eng2, tr2.readings[-4:])
     raised = rec2.raised(STOP)
-    assert len(raised) == 1 and raised[0].details["stopped_min"] == 11.0
+    assert len(raised) == 1 and raised[0].ts == restart
