@@ -101,7 +101,6 @@ class DetectionConfig:
     """The stop's centre is a running mean over about this many fixes (noise of a parked tracker averages
     out; a Gauss-Markov wander of tens of metres stays inside the radius)."""
 
-
     arrival_rest_s: float = 120.0
     """CONTRACT 2.2: a crate arrives when it stays inside the destination zone for 2 minutes."""
 

@@ -1,11 +1,13 @@
 """The detection engine: readings and clock ticks in, AlertEvents out, one tracker state per tracker.
 
-- `process(readings)`: any batch, any trackers, any order. Each tracker's readings are sorted by event
-  time; duplicates are dropped; a reading older than the tracker's latest is *late* and only its seal is
-  read (it cannot fake a jump, a deviation or a stop). In-order readings are screened (anomaly.gps), update
-  the stop cluster and the arrival, then run every detector that applies in the trip's phase.
+- `process(readings)`: a batch in arrival order, any trackers. Each run of one tracker's consecutive
+  readings (a message) is sorted by event time; duplicates are dropped; a reading older than the tracker's
+  latest is *late* and only its seal is read (it cannot fake a jump, a deviation or a stop). In-order
+  readings are screened (anomaly.gps), update the stop cluster and the arrival, then run every detector
+  that applies in the trip's phase. Under the event clock the clock moves on inside the batch, so the
+  alerts do not depend on where the feed was cut into batches or where the ticks fell.
 - `tick(now)`: time-driven checks for the trackers whose next deadline has come (signal_lost, overdue,
-  stops still going on, gps_jump quiet time). `now` is whatever clock the service runs on; the engine
+  gps_jump quiet time, the next departure). `now` is whatever clock the service runs on; the engine
   never reads a clock itself.
 - `snapshot()` / `restore()`: the tracker states (timers, open alerts, clusters), so a restart mid-trip
   keeps its timers and raises no twins. Trips are not in the snapshot: the service sets them again.

@@ -5,23 +5,56 @@ The state is a view for people (dashboard, summary), computed from the trip and 
 `depart_after` (or with no trip); `arrived` when the latest fix since departure is inside the destination
 zone; otherwise `in_transit`. The detectors keep the authoritative arrival timers; this view needs only
 stored data, so it is the same in every process reading the database.
+
+It takes a constant number of queries, whatever the number of crates: the trackers' latest state is
+materialised by ingest (ingest/latest.py), so the whole fleet is one join of trips x trackers (index only
+on trips), one query for crates bound only in the registry, and one grouped count of open alerts; one
+crate is two or three indexed lookups. The few trip fields the view needs (destination zone, district,
+depart_after) come from each trip's JSON body, read once per trip version and cached; a crate whose data
+did not change since the last computation keeps its row and its built `Crate`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import sqlite3
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter, itemgetter
+from typing import Any
 
 from api.deps import AppContext
-from api.schemas import CRATE_STATES, Crate, CrateState, DistrictCount, Fix, Summary, TrackPoint
+from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Fix, Summary, TrackPoint
 from devices.reading import Reading
-from kawal.timeutil import rfc3339
-from kawal.trips import Trip, bound_trip
+from kawal.timeutil import parse_time, rfc3339
 
 EARTH_RADIUS_M = 6_371_008.8
+
+# The state columns of a tracker, prefixed for a join (k = trackers).
+# The tracker state the view shows (ingest/latest.py keeps it; the seq columns only order it), and the
+# positions of its values in a row's `tracker_state`.
+_K_STATE = (
+    "k.tracker_id, k.last_seen, k.fix_ts, k.fix_lat, k.fix_lon, k.fix_acc, k.fix_spd, k.fix_hdg, k.fix_bat,"
+    " k.seal, k.seal_ts"
+)
+_LAST_SEEN, _FIX_TS, _LAT, _LON, _ACC, _SPD, _HDG, _BAT, _SEAL, _SEAL_TS = range(1, 11)
+# What the view needs from a trip's body; depart_after too, so it is exactly the Trip's (milliseconds).
+_TRIP_INFO = (
+    "t.trip_id, t.crate_id, t.tracker_id, json_extract(t.body, '$.depart_after'),"
+    " json_extract(t.body, '$.destination.name'), json_extract(t.body, '$.destination.lat'),"
+    " json_extract(t.body, '$.destination.lon'), json_extract(t.body, '$.destination.radius_m'),"
+    " json_type(t.body, '$.district'), json_extract(t.body, '$.district')"
+)
+_N_TRIP_INFO = 10
+# A trip's version: any change through TripRepository sets updated_at (all served by index trips_view).
+_STAMP = "t.trip_id, t.updated_at, t.crate_id, t.tracker_id"
+_N_STAMP = 4
+_OPEN = "status != 'resolved'"  # unresolved, as the alerts_one_open index has it
+_INFO_IN_CHUNK = 500  # trip ids per `IN (...)` when only some trips changed
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -40,119 +73,376 @@ def track_point(r: Reading) -> TrackPoint:
     return TrackPoint(**fix_out(r).model_dump(), seal=r.seal)
 
 
-def district_of(trip: Trip | None) -> str | None:
-    if trip is None:
+# -- trips, as the view needs them ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TripInfo:
+    trip_id: str
+    crate_id: str
+    tracker_id: str
+    depart_after: float
+    destination: str
+    dest_lat: float
+    dest_lon: float
+    dest_radius_m: float
+    district: str  # the trip's `district` field, else its destination's name
+
+
+def _district(json_type: str | None, value: Any, destination: str) -> str:
+    """The trip's `district` field as Trip.model_extra has it (str() of the JSON value) when present and
+    not empty, else the destination's name."""
+    if json_type is None or json_type == "null" or (json_type == "text" and value == ""):
+        return destination
+    if json_type in ("true", "false"):
+        return str(json_type == "true")
+    if json_type in ("object", "array"):
+        return str(json.loads(value))  # json_extract gives these as JSON text
+    return str(value)
+
+
+def _trip_info(r: Sequence[Any]) -> TripInfo:
+    dest = str(r[4])
+    return TripInfo(
+        str(r[0]),
+        str(r[1]),
+        str(r[2]),
+        parse_time(r[3]),
+        dest,
+        float(r[5]),
+        float(r[6]),
+        float(r[7]),
+        _district(r[8], r[9], dest),
+    )
+
+
+def bound(trips: Sequence[TripInfo], at: float) -> TripInfo | None:
+    """kawal.trips.bound_trip on TripInfo: the latest trip that has departed by `at`, else the first."""
+    if not trips:
         return None
-    extra = trip.model_extra or {}
-    d = extra.get("district")
-    return str(d) if d not in (None, "") else trip.destination.name
+    started = [t for t in trips if t.depart_after <= at]
+    if started:
+        return max(started, key=lambda t: (t.depart_after, t.trip_id))
+    return min(trips, key=lambda t: (t.depart_after, t.trip_id))
 
 
-def crate_state(trip: Trip | None, fix: Reading | None, open_alerts: int, now: float) -> CrateState:
+class TripInfoCache:
+    """TripInfo per trip, read from the trip's body once per version of the trip (its updated_at and key
+    columns), so recomputing the fleet does not parse every trip's route again."""
+
+    def __init__(self) -> None:
+        # trip_id -> ((updated_at, crate_id, tracker_id), TripInfo)
+        self._info: dict[str, tuple[tuple[Any, ...], TripInfo]] = {}
+
+    def resolve(self, conn: sqlite3.Connection, trips: Sequence[Sequence[Any]]) -> dict[str, TripInfo]:
+        """TripInfo of the trips whose _STAMP columns are `trips`; re-reads the bodies that changed.
+        Run it in the read transaction that gave `trips`, so every one of them is found."""
+        info = self._info
+        stale = [r[0] for r in trips if (hit := info.get(r[0])) is None or hit[0] != r[1:_N_STAMP]]
+        if stale:
+            cur = conn.cursor()
+            cur.row_factory = None
+            if len(stale) > len(trips) // 2:
+                self._store(cur.execute(f"SELECT {_STAMP}, {_TRIP_INFO} FROM trips t"))
+            else:
+                for i in range(0, len(stale), _INFO_IN_CHUNK):
+                    chunk = stale[i : i + _INFO_IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    self._store(
+                        cur.execute(f"SELECT {_STAMP}, {_TRIP_INFO} FROM trips t WHERE t.trip_id IN ({marks})", chunk)
+                    )
+        if len(info) > len(trips):  # trips are not deleted today; keep memory bounded anyway
+            keep = {r[0] for r in trips}
+            self._info = info = {tid: v for tid, v in info.items() if tid in keep}
+        return {tid: v[1] for tid, v in info.items()}
+
+    def _store(self, rows: Iterable[Sequence[Any]]) -> None:
+        for r in rows:
+            self._info[r[0]] = (tuple(r[1:_N_STAMP]), _trip_info(r[_N_STAMP:]))
+
+    def clear(self) -> None:
+        self._info.clear()
+
+
+# -- crates --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CrateRow:
+    """One crate of the fleet view: what filters and counts need, and the tracker state to build its
+    `Crate` when it is on the page asked for."""
+
+    crate_id: str
+    tracker_id: str | None
+    trip: TripInfo | None
+    state: CrateState
+    open_alerts: int
+    tracker_state: Sequence[Any] | None  # the _K_STATE values of its tracker, or None
+    source: tuple[Any, ...] = ()  # the joined row it was computed from (a crate with one trip)
+    built: Crate | None = None  # the Crate, once asked for; reused while nothing above changes
+
+    @property
+    def district(self) -> str | None:
+        return self.trip.district if self.trip is not None else None
+
+    def same_as(self, other: CrateRow) -> bool:
+        """Everything its Crate is made of is equal."""
+        return (
+            self.state == other.state
+            and self.open_alerts == other.open_alerts
+            and self.tracker_id == other.tracker_id
+            and self.tracker_state == other.tracker_state
+            and self.trip == other.trip
+        )
+
+    def to_crate(self) -> Crate:
+        if self.built is None:  # a race between two requests only builds it twice
+            self.built = self._build()
+        return self.built
+
+    def _build(self) -> Crate:
+        k = self.tracker_state
+        trip = self.trip
+        last_seen = seal = seal_at = fix = None
+        if k is not None:
+            last_seen = rfc3339(k[_LAST_SEEN])
+            if k[_FIX_TS] is not None:
+                fix = Fix(
+                    ts=rfc3339(k[_FIX_TS]) or "",
+                    lat=k[_LAT],
+                    lon=k[_LON],
+                    acc=k[_ACC],
+                    spd=k[_SPD],
+                    hdg=k[_HDG],
+                    bat=k[_BAT],
+                )
+            if k[_SEAL_TS] is not None:
+                seal, seal_at = k[_SEAL], rfc3339(k[_SEAL_TS])
+        return Crate(
+            crate_id=self.crate_id,
+            tracker_id=self.tracker_id,
+            trip_id=trip.trip_id if trip is not None else None,
+            last_seen=last_seen,
+            seal=seal,
+            last_fix=fix,
+            seal_at=seal_at,
+            state=self.state,
+            district=trip.district if trip is not None else None,
+            destination=trip.destination if trip is not None else None,
+            open_alerts=self.open_alerts,
+        )
+
+
+def crate_state(trip: TripInfo | None, tracker_state: Sequence[Any] | None, open_alerts: int, now: float) -> CrateState:
     if open_alerts > 0:
         return "alerting"
     if trip is None or now < trip.depart_after:
         return "in_storage"
-    if fix is not None and fix.lat is not None and fix.lon is not None and fix.ts >= trip.depart_after:
-        dest = trip.destination
-        if distance_m(fix.lat, fix.lon, dest.lat, dest.lon) <= dest.radius_m:
-            return "arrived"
+    k = tracker_state
+    if (
+        k is not None
+        and k[_FIX_TS] is not None  # the latest fix, since departure, inside the destination zone
+        and k[_FIX_TS] >= trip.depart_after
+        and distance_m(k[_LAT], k[_LON], trip.dest_lat, trip.dest_lon) <= trip.dest_radius_m
+    ):
+        return "arrived"
     return "in_transit"
 
 
-def build_crate(
-    ctx: AppContext,
+def _row(
     crate_id: str,
-    crate_trips: list[Trip],
-    registry_tracker: str | None,
+    trip: TripInfo | None,
+    tracker_id: str | None,
+    tracker_state: Sequence[Any] | None,
     open_counts: dict[str, int],
     now: float,
-) -> Crate:
-    trip = bound_trip(crate_trips, now)
-    tracker_id = trip.tracker_id if trip is not None else registry_tracker
-    latest = fix = None
-    seal: tuple[str, float] | None = None
-    if tracker_id is not None:
-        latest = ctx.readings.latest(tracker_id)
-        fix = ctx.readings.latest_fix(tracker_id)
-        seal = ctx.readings.last_seal(tracker_id)
+) -> CrateRow:
     n_open = open_counts.get(tracker_id, 0) if tracker_id is not None else 0
-    return Crate(
-        crate_id=crate_id,
-        tracker_id=tracker_id,
-        trip_id=trip.trip_id if trip is not None else None,
-        last_seen=rfc3339(latest.ts) if latest is not None else None,
-        seal=seal[0] if seal is not None else None,  # type: ignore[arg-type]
-        last_fix=fix_out(fix) if fix is not None else None,
-        seal_at=rfc3339(seal[1]) if seal is not None else None,
-        state=crate_state(trip, fix, n_open, now),
-        district=district_of(trip),
-        destination=trip.destination.name if trip is not None else None,
-        open_alerts=n_open,
+    if tracker_state is not None and tracker_state[0] is None:
+        tracker_state = None  # LEFT JOIN without a trackers row
+    state = crate_state(trip, tracker_state, n_open, now)
+    return CrateRow(crate_id, tracker_id, trip, state, n_open, tracker_state)
+
+
+def _registry_crates(
+    conn: sqlite3.Connection | sqlite3.Cursor, crate_id: str | None = None
+) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """(crate, tracker, tracker state) for crates bound to a tracker in the registry: the first tracker by
+    id when several are bound to one crate (the bare columns of min() come from that row)."""
+    where = "k.crate_id IS NOT NULL AND k.crate_id != ''" + (" AND k.crate_id = ?" if crate_id else "")
+    rows = conn.execute(
+        f"SELECT k.crate_id, min(k.tracker_id), {_K_STATE} FROM trackers k WHERE {where} GROUP BY k.crate_id",
+        (crate_id,) if crate_id else (),
     )
+    return [(str(r[0]), str(r[1]), tuple(r[2:])) for r in rows]
+
+
+@dataclass(slots=True)
+class Fleet:
+    """Every crate (from trips and tracker bindings) by id, with the time its states were computed for."""
+
+    crates: list[CrateRow]
+    at: float
+    by_id: dict[str, CrateRow] = field(default_factory=dict)
+    _counts: tuple[dict[str, int], dict[str | None, dict[str, int]]] | None = None
+
+    def counts(self) -> tuple[dict[str, int], dict[str | None, dict[str, int]]]:
+        """Crates per state, and per district and state; computed once per fleet."""
+        if self._counts is None:
+            by_state: dict[str, int] = dict.fromkeys(CRATE_STATES, 0)
+            districts: dict[str | None, dict[str, int]] = {}
+            for c in self.crates:
+                by_state[c.state] += 1
+                name = c.district
+                d = districts.get(name)
+                if d is None:
+                    d = districts[name] = dict.fromkeys(CRATE_STATES, 0)
+                d[c.state] += 1
+            self._counts = (by_state, districts)
+        return self._counts
+
+
+def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fleet | None = None) -> Fleet:
+    """The whole fleet in four queries: trips x trackers (index only on trips), the bodies of trips that
+    changed since `trips` last saw them, registry bindings, open alerts per tracker. A crate equal to its
+    row in `previous` keeps the Crate built for it there."""
+    now = ctx.clock.now()
+    conn = ctx.db.conn()
+    trips = trips if trips is not None else TripInfoCache()
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: the fleet is many rows
+    own_tx = not conn.in_transaction
+    if own_tx:
+        conn.execute("BEGIN")  # one snapshot for the four queries
+    try:
+        joined = cur.execute(
+            f"SELECT {_STAMP}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
+            " ORDER BY t.crate_id, t.depart_after, t.trip_id"
+        ).fetchall()
+        info = trips.resolve(conn, joined)
+        registry = _registry_crates(cur)
+        open_counts = ctx.alerts.open_counts()
+    finally:
+        if own_tx:
+            conn.execute("COMMIT")
+    # A crate with one trip whose joined row, trip body and open alerts are as they were, and for which
+    # `now` crossed no departure, is the same as before: its row (and its built Crate) is taken over as is,
+    # so a steady fleet costs a comparison per crate. Anything else is computed again.
+    old = previous.by_id if previous is not None else {}
+    then = previous.at if previous is not None else now
+    rows: list[CrateRow] = []
+    for crate_id, group in groupby(joined, key=itemgetter(2)):
+        members = list(group)
+        r = members[0]
+        if len(members) == 1:
+            trip = info[r[0]]
+            was = old.get(crate_id)
+            if (
+                was is not None
+                and was.source == r
+                and was.trip is trip
+                and was.open_alerts == open_counts.get(trip.tracker_id, 0)
+                and (then < trip.depart_after) == (now < trip.depart_after)
+            ):
+                rows.append(was)
+                continue
+        else:  # several trips: the one bound now
+            t = bound([info[m[0]] for m in members], now)
+            r = next(m for m in members if t is not None and m[0] == t.trip_id)
+            trip = info[r[0]]
+        row = _row(crate_id, trip, trip.tracker_id, r[_N_STAMP:], open_counts, now)
+        row.source = r if len(members) == 1 else ()
+        rows.append(row)
+    with_trips = {c.crate_id for c in rows}
+    for crate_id, tracker_id, k in registry:
+        if crate_id not in with_trips:
+            rows.append(_row(crate_id, None, tracker_id, k, open_counts, now))
+    rows.sort(key=attrgetter("crate_id"))
+    for c in rows:  # computed again but equal: keep the Crate built before
+        if c.built is None and (was := old.get(c.crate_id)) is not None and was.built is not None and c.same_as(was):
+            c.built = was.built
+    return Fleet(rows, now, {c.crate_id: c for c in rows})
 
 
 def one_crate(ctx: AppContext, crate_id: str) -> Crate | None:
-    trips = ctx.trips.list(crate_id=crate_id)
-    row = ctx.registry.by_crate(crate_id)
-    if not trips and row is None:
-        return None
-    tracker = str(row["tracker_id"]) if row is not None else None
-    return build_crate(ctx, crate_id, trips, tracker, ctx.alerts.open_counts(), ctx.clock.now())
-
-
-def all_crates(ctx: AppContext) -> tuple[list[Crate], float]:
-    """Every crate known from trips or the tracker registry, sorted by id; and the time used."""
+    """One crate in at most three queries (its trips with their tracker's state, else its registry
+    binding; its tracker's open alerts)."""
     now = ctx.clock.now()
-    by_crate: dict[str, list[Trip]] = defaultdict(list)
-    for t in ctx.trips.list():
-        by_crate[t.crate_id].append(t)
-    registry: dict[str, str] = {}
-    for row in ctx.registry.list():
-        crate = row.get("crate_id")
-        if crate and crate not in registry:
-            registry[str(crate)] = str(row["tracker_id"])
-    open_counts = ctx.alerts.open_counts()
-    ids = sorted(set(by_crate) | set(registry))
-    return [build_crate(ctx, c, by_crate.get(c, []), registry.get(c), open_counts, now) for c in ids], now
+    conn = ctx.db.conn()
+    joined = conn.execute(
+        f"SELECT {_TRIP_INFO}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
+        " WHERE t.crate_id = ?",
+        (crate_id,),
+    ).fetchall()
+    trip: TripInfo | None = None
+    if joined:
+        infos = [(_trip_info(r), tuple(r[_N_TRIP_INFO:])) for r in joined]
+        trip = bound([i for i, _ in infos], now)
+        tracker_id: str | None = trip.tracker_id if trip is not None else None
+        k: tuple[Any, ...] | None = next(s for i, s in infos if i is trip)
+    else:
+        reg = _registry_crates(conn, crate_id)
+        if not reg:
+            return None
+        _, tracker_id, k = reg[0]
+    n_open = 0
+    if tracker_id is not None:
+        n_open = int(
+            conn.execute(f"SELECT count(*) FROM alerts WHERE tracker_id = ? AND {_OPEN}", (tracker_id,)).fetchone()[0]
+        )
+    return _row(crate_id, trip, tracker_id, k, {tracker_id: n_open} if tracker_id else {}, now).to_crate()
 
 
-def summarise(ctx: AppContext, crates: list[Crate], at: float) -> Summary:
-    by_state: dict[str, int] = dict.fromkeys(CRATE_STATES, 0)
-    districts: dict[str | None, dict[str, int]] = {}
-    for c in crates:
-        by_state[c.state] += 1
-        d = districts.setdefault(c.district, dict.fromkeys(CRATE_STATES, 0))
-        d[c.state] += 1
+def crate_page(
+    fleet: Fleet,
+    states: Iterable[CrateState] | None = None,
+    district: str | None = None,
+    limit: int = 10_000,
+    offset: int = 0,
+) -> CrateList:
+    """A page of the fleet; `Crate`s are built only for the page (and kept for the next request)."""
+    rows: list[CrateRow] = fleet.crates
+    wanted = set(states) if states else None
+    if wanted is not None:
+        rows = [c for c in rows if c.state in wanted]
+    if district is not None:
+        rows = [c for c in rows if c.district == district]
+    return CrateList(items=[c.to_crate() for c in rows[offset : offset + limit]], total=len(rows))
+
+
+def summarise(ctx: AppContext, fleet: Fleet) -> Summary:
+    by_state, districts = fleet.counts()
     open_by_type = ctx.alerts.open_by_type()
     return Summary(
-        total=len(crates),
-        by_state=by_state,
+        total=len(fleet.crates),
+        by_state=dict(by_state),
         by_district=[
-            DistrictCount(district=name, total=sum(counts.values()), by_state=counts)
+            DistrictCount(district=name, total=sum(counts.values()), by_state=dict(counts))
             for name, counts in sorted(districts.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
         ],
         open_alerts=sum(open_by_type.values()),
         open_alerts_by_type=open_by_type,
-        at=rfc3339(at) or "",
+        at=rfc3339(fleet.at) or "",
     )
 
 
 class CrateCache:
-    """The full crate list, recomputed at most every `ttl_s` seconds, so many open dashboards cost one
-    computation (it reads every trip and three rows per tracker)."""
+    """The fleet, recomputed at most every `ttl_s` seconds, so many open dashboards cost one computation
+    (a few queries, plus the bodies of trips that changed since the last one)."""
 
     def __init__(self, ttl_s: float = 2.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s = ttl_s
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._value: tuple[list[Crate], float] | None = None
+        self._value: Fleet | None = None
+        self._last: Fleet | None = None  # kept through invalidate(): its built Crates are reused if equal
         self._expires = 0.0
+        self._trips = TripInfoCache()
 
-    def get(self, ctx: AppContext) -> tuple[list[Crate], float]:
+    def get(self, ctx: AppContext) -> Fleet:
         with self._lock:  # one computation at a time; the others wait for its result
             if self._value is None or self._monotonic() >= self._expires:
-                self._value = all_crates(ctx)
+                self._value = self._last = all_crates(ctx, self._trips, self._last)
                 self._expires = self._monotonic() + self.ttl_s
             return self._value
 

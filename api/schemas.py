@@ -100,6 +100,18 @@ class TripList(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"items": [TRIP_EXAMPLE]}]})
 
 
+# One reading, the example of a fix wherever one appears (a track, a crate's last fix).
+_FIX_EXAMPLE: dict[str, Any] = {
+    "ts": "2024-11-20T01:15:30.000Z",
+    "lat": -7.56,
+    "lon": 112.231,
+    "acc": 8.0,
+    "spd": 32.5,
+    "hdg": 184.0,
+    "bat": 87.0,
+}
+
+
 class Fix(BaseModel):
     """One stored reading with a position."""
 
@@ -110,21 +122,7 @@ class Fix(BaseModel):
     spd: float | None = Field(None, description="km/h")
     hdg: float | None = Field(None, description="degrees")
     bat: float | None = Field(None, description="percent")
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "ts": "2024-11-20T01:15:30.000Z",
-                    "lat": -7.56,
-                    "lon": 112.231,
-                    "acc": 8.0,
-                    "spd": 32.5,
-                    "hdg": 184.0,
-                    "bat": 87.0,
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [_FIX_EXAMPLE]})
 
 
 class TrackPoint(Fix):
@@ -149,15 +147,7 @@ class FixList(BaseModel):
                             "hdg": 183.0,
                             "bat": 87.0,
                         },
-                        {
-                            "ts": "2024-11-20T01:15:30.000Z",
-                            "lat": -7.56,
-                            "lon": 112.231,
-                            "acc": 8.0,
-                            "spd": 32.5,
-                            "hdg": 184.0,
-                            "bat": 87.0,
-                        },
+                        _FIX_EXAMPLE,
                     ]
                 }
             ]
@@ -189,15 +179,7 @@ class Crate(BaseModel):
                     "trip_id": "T-1",
                     "last_seen": "2024-11-20T01:15:30.000Z",
                     "seal": "closed",
-                    "last_fix": {
-                        "ts": "2024-11-20T01:15:30.000Z",
-                        "lat": -7.56,
-                        "lon": 112.231,
-                        "acc": 8.0,
-                        "spd": 32.5,
-                        "hdg": 184.0,
-                        "bat": 87.0,
-                    },
+                    "last_fix": _FIX_EXAMPLE,
                     "seal_at": "2024-11-20T01:15:30.000Z",
                     "state": "in_transit",
                     "district": "Diwek",

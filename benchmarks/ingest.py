@@ -175,8 +175,14 @@ def wait_until(cond: Callable[[], bool], timeout: float = 600.0) -> None:
 # -- runs --------------------------------------------------------------------------------------------------
 
 
-def run_bare(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> Result:
-    create_session(broker.port, "bench-bare")
+def consume(
+    broker: Mosquitto, client_id: str, msgs: list[tuple[str, bytes]], handle: Callable[[Any], None] | None = None
+) -> tuple[float, float]:
+    """Queue `msgs` for the persistent session `client_id`, then reconnect it and pass each message to `handle`.
+
+    Returns (wall seconds from the reconnection until the last message was handled, CPU seconds meanwhile).
+    """
+    create_session(broker.port, client_id)
     preload(broker.port, msgs)
     n = len(msgs)
     count = 0
@@ -184,11 +190,13 @@ def run_bare(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> Result:
 
     def on_message(client: Any, userdata: Any, m: Any) -> None:
         nonlocal count
+        if handle is not None:
+            handle(m)
         count += 1
         if count == n:
             last[0] = time.perf_counter()
 
-    c, props = v5_client("bench-bare")
+    c, props = v5_client(client_id)
     c.on_message = on_message
     c0, t0 = time.process_time(), time.perf_counter()
     c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
@@ -197,7 +205,12 @@ def run_bare(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> Result:
     cpu = time.process_time() - c0
     c.disconnect()
     c.loop_stop()
-    return Result("bare paho subscriber (count only)", n, n, last[0] - t0, cpu)
+    return last[0] - t0, cpu
+
+
+def run_bare(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> Result:
+    seconds, cpu = consume(broker, "bench-bare", msgs)
+    return Result("bare paho subscriber (count only)", len(msgs), len(msgs), seconds, cpu)
 
 
 def run_kawal(
@@ -256,16 +269,10 @@ def run_naive(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, byte
 
     from devices.wire import NativeReading
 
-    create_session(broker.port, "bench-naive")
-    preload(broker.port, msgs)
     influx = InfluxDBClient(url=vm.url, token="", org="kawal")
     write_api = influx.write_api(write_options=SYNCHRONOUS)
-    n = len(msgs)
-    count = 0
-    last = [0.0]
 
-    def on_message(client: Any, userdata: Any, m: Any) -> None:
-        nonlocal count
+    def write(m: Any) -> None:
         tracker_id = m.topic.split("/")[2]
         body = json.loads(m.payload)
         r = NativeReading.model_validate(body).to_reading(tracker_id)
@@ -277,21 +284,10 @@ def run_naive(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, byte
         if r.seq is not None:
             p = p.field("seq", r.seq)
         write_api.write(bucket="kawal", record=p, write_precision=WritePrecision.MS)
-        count += 1
-        if count == n:
-            last[0] = time.perf_counter()
 
-    c, props = v5_client("bench-naive")
-    c.on_message = on_message
-    c0, t0 = time.process_time(), time.perf_counter()
-    c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
-    c.loop_start()
-    wait_until(lambda: count >= n)
-    cpu = time.process_time() - c0
-    c.disconnect()
-    c.loop_stop()
+    seconds, cpu = consume(broker, "bench-naive", msgs, write)
     influx.close()
-    return Result("naive: json+pydantic+Point+sync write", n, n, last[0] - t0, cpu)
+    return Result("naive: json+pydantic+Point+sync write", len(msgs), len(msgs), seconds, cpu)
 
 
 def engine_factory(trackers: int) -> Callable[[], Detector] | None:

@@ -9,6 +9,8 @@ from typing import Any
 
 from devices.decode import Rejection
 from devices.reading import Reading
+from ingest import latest
+from ingest.latest import TrackerState
 from kawal.db import Database
 
 MAX_REJECTED_PAYLOAD = 4096
@@ -59,8 +61,21 @@ class ReadingStore:
         """Store readings; return only those not stored before, in input order.
 
         Duplicates (same tracker, ts and seq, by the readings_dedup index) are ignored, also within the
-        batch. Must run inside a write transaction so the id range read back is ours alone.
+        batch. Must run inside a write transaction so the id range read back is ours alone. The trackers'
+        latest state (ingest/latest.py) moves forward in the same transaction.
         """
+        new = self._insert_rows(conn, readings, received_at)
+        if new:
+            self.advance_state(conn, new, received_at)
+        return new
+
+    def advance_state(self, conn: sqlite3.Connection, new: Sequence[Reading], received_at: float) -> None:
+        """Fold newly stored readings into the trackers' latest state (one UPSERT per tracker)."""
+        latest.advance(conn, new, received_at)
+
+    def _insert_rows(
+        self, conn: sqlite3.Connection, readings: Sequence[Reading], received_at: float
+    ) -> list[Reading]:
         if not readings:
             return []
         before = conn.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
@@ -168,6 +183,11 @@ class ReadingStore:
             .fetchone()
         )
         return None if r is None else (r[0], r[1])
+
+    def state(self, tracker_id: str) -> TrackerState | None:
+        """The tracker's materialised latest state: the same answers as latest / latest_fix / last_seal,
+        from one row."""
+        return latest.read_state(self.db.conn(), tracker_id)
 
     def count(self, tracker_id: str | None = None) -> int:
         if tracker_id is None:

@@ -18,7 +18,6 @@ import logging
 import secrets
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -37,27 +36,17 @@ DEFAULT_MQTT_PORT = 1883
 STATUS_EVERY_S = 30.0
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
 def pick_port(host: str, wanted: int | None, default: int) -> int:
     """`wanted` if given (it must be free); else `default` when free; else any free port."""
+    from kawal.broker import pick_free_port, port_is_free
+
     if wanted:
-        if not port_free(host, wanted):
+        if not port_is_free(host, wanted):
             raise click.ClickException(f"port {wanted} on {host} is in use; choose another or leave it out")
         return wanted
-    if port_free(host, default):
+    if port_is_free(host, default):
         return default
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    return pick_free_port(host)
 
 
 @dataclass

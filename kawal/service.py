@@ -183,7 +183,7 @@ class Service:
         self.broadcaster = broadcaster
         alerts = AlertStore(db, audit, broadcaster, self.metrics)
         # A tracker clock jumping ahead is only recognisable against wall time (see DetectionConfig).
-        config = DetectionConfig(future_tolerance_s=3600.0 if s.clock == "wall" else 0.0)
+        config = DetectionConfig(clock=s.clock, future_tolerance_s=3600.0 if s.clock == "wall" else 0.0)
         engine = DetectionEngine(sink=alerts.apply, config=config)
         engine.set_trips(trips.list())
         detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)

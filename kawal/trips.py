@@ -79,33 +79,32 @@ class Stop(Zone):
     radius_m: float = Field(DEFAULT_STOP_RADIUS_M, gt=0, le=50_000)
 
 
+# A valid body (Jombang warehouse to PPK Diwek): the schema's example, and the tests' base trip.
+TRIP_IN_EXAMPLE: dict[str, Any] = {
+    "crate_id": "JBG-KS-0001",
+    "tracker_id": "TRK-0001",
+    "origin": {"name": "Gudang KPU Jombang", "lat": -7.5460, "lon": 112.2330, "radius_m": 150},
+    "destination": {
+        "name": "PPK Diwek",
+        "lat": -7.5850,
+        "lon": 112.2300,
+        "radius_m": 150,
+        "open_after": "2024-11-27T06:00:00+07:00",
+    },
+    "route": [[-7.5460, 112.2330], [-7.5600, 112.2310], [-7.5850, 112.2300]],
+    "stops": [{"name": "Pos Polisi Diwek", "lat": -7.5700, "lon": 112.2305, "radius_m": 100}],
+    "depart_after": "2024-11-20T07:00:00+07:00",
+    "arrive_by": "2024-11-20T10:00:00+07:00",
+    "corridor_m": 200,
+    "max_stop_min": 10,
+    "max_silence_min": 15,
+}
+
+
 class TripIn(BaseModel):
     """The body of PUT /api/v1/trips/{trip_id}. Times accept RFC 3339 or Unix seconds."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "example": {
-                "crate_id": "JBG-KS-0001",
-                "tracker_id": "TRK-0001",
-                "origin": {"name": "Gudang KPU Jombang", "lat": -7.5460, "lon": 112.2330, "radius_m": 150},
-                "destination": {
-                    "name": "PPK Diwek",
-                    "lat": -7.5850,
-                    "lon": 112.2300,
-                    "radius_m": 150,
-                    "open_after": "2024-11-27T06:00:00+07:00",
-                },
-                "route": [[-7.5460, 112.2330], [-7.5600, 112.2310], [-7.5850, 112.2300]],
-                "stops": [{"name": "Pos Polisi Diwek", "lat": -7.5700, "lon": 112.2305, "radius_m": 100}],
-                "depart_after": "2024-11-20T07:00:00+07:00",
-                "arrive_by": "2024-11-20T10:00:00+07:00",
-                "corridor_m": 200,
-                "max_stop_min": 10,
-                "max_silence_min": 15,
-            }
-        },
-    )
+    model_config = ConfigDict(extra="allow", json_schema_extra={"example": TRIP_IN_EXAMPLE})
 
     crate_id: Identifier
     tracker_id: Identifier

@@ -342,6 +342,16 @@ def _pace(m: dict[str, Any]) -> str:
     return speed + cap
 
 
+def _distribution_table(by_type: dict[str, list[float]], cell: Callable[[float], str]) -> list[str]:
+    """A Markdown table of n, min, median, p95 and max per type (types without values left out)."""
+    rows = ["| type | n | min | median | p95 | max |", "|---|---:|---:|---:|---:|---:|"]
+    for t, xs in by_type.items():
+        d = _describe(xs)
+        if d:
+            rows.append(f"| {t} | {d['n']} | " + " | ".join(cell(d[k]) for k in ("min", "p50", "p95", "max")) + " |")
+    return rows
+
+
 def to_markdown(ev: Evaluation, images: dict[str, str] | None = None) -> str:
     m = ev.meta
     lines = ["# Kawal detection-quality evaluation", ""]
@@ -372,18 +382,8 @@ def to_markdown(ev: Evaluation, images: dict[str, str] | None = None) -> str:
         f"({ev.false_per_100_clean:.2f} per 100 clean trips); false alerts in all: {len(ev.false_alerts)}.",
         "",
     ]
-    lines += [
-        "## Detection delay (alert ts − incident start, event time)",
-        "",
-        "| type | n | min | median | p95 | max |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for t, xs in ev.delays.items():
-        d = _describe(xs)
-        if d:
-            lines.append(
-                f"| {t} | {d['n']} | {d['min']:.0f} s | {d['p50']:.0f} s | {d['p95']:.0f} s | {d['max']:.0f} s |"
-            )
+    lines += ["## Detection delay (alert ts − incident start, event time)", ""]
+    lines += _distribution_table(ev.delays, lambda x: f"{x:.0f} s")
     if ev.time_to_alert:
         lines += [
             "",
@@ -392,16 +392,8 @@ def to_markdown(ev: Evaluation, images: dict[str, str] | None = None) -> str:
             "It includes what each rule must wait for (10 min for a stop, 15 min of silence) and is an upper",
             "bound: the feed's position when the alert appeared, sampled every 25 messages.",
             "",
-            "| type | n | min | median | p95 | max |",
-            "|---|---:|---:|---:|---:|---:|",
         ]
-        for t, xs in ev.time_to_alert.items():
-            d = _describe(xs)
-            if d:
-                lines.append(
-                    f"| {t} | {d['n']} | {d['min'] / 60:.1f} min | {d['p50'] / 60:.1f} min "
-                    f"| {d['p95'] / 60:.1f} min | {d['max'] / 60:.1f} min |"
-                )
+        lines += _distribution_table(ev.time_to_alert, lambda x: f"{x / 60:.1f} min")
     d = _describe(ev.seal_latency)
     lines += ["", "## Seal-break alert latency (raised_at − publish wall time)", ""]
     lines.append("`raised_at` has millisecond resolution (truncated), so a latency under 1 ms can read as 0 or −1 ms.")

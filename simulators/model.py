@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from kawal.trips import DEFAULT_CORRIDOR_M, DEFAULT_MAX_SILENCE_MIN, DEFAULT_MAX_STOP_MIN
 from simulators.geo import FloatArray
 from simulators.motion import Timeline
-from simulators.places import Geography, Place
+from simulators.places import Geography, Place, zone_body
 from simulators.roads import RoadNetwork
 
 if TYPE_CHECKING:
@@ -123,12 +123,7 @@ class StopZone:
     s: float = 0.0  # where the route passes it
 
     def zone(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "lat": round(self.lat, 6),
-            "lon": round(self.lon, 6),
-            "radius_m": self.radius_m,
-        }
+        return zone_body(self.name, self.lat, self.lon, self.radius_m)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -80,6 +80,11 @@ _SUFFIXES = (
 )
 
 
+def zone_body(name: str, lat: float, lon: float, radius_m: float) -> dict[str, Any]:
+    """A zone object of a trip body (CONTRACT 2.2), coordinates rounded to 6 decimals (about 0.1 m)."""
+    return {"name": name, "lat": round(lat, 6), "lon": round(lon, 6), "radius_m": radius_m}
+
+
 @dataclass(frozen=True, slots=True)
 class Place:
     """A warehouse, PPK, PPS or TPS: a named zone in the chain."""
@@ -100,12 +105,7 @@ class Place:
 
     def zone(self) -> dict[str, float | str]:
         """The zone object of a trip body (CONTRACT 2.2)."""
-        return {
-            "name": self.name,
-            "lat": round(self.lat, 6),
-            "lon": round(self.lon, 6),
-            "radius_m": self.radius_m,
-        }
+        return zone_body(self.name, self.lat, self.lon, self.radius_m)
 
 
 @dataclass(slots=True)

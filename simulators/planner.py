@@ -110,10 +110,14 @@ class Planner:
     def _tracker_rng(self, index: int, purpose: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, 0x7AC, index, purpose]))
 
+    def zone_clearance(self, x: float, y: float) -> float:
+        """Distance from (x, y) to the edge of the nearest place's zone (negative inside one)."""
+        d = np.hypot(self._zone_xy[:, 0] - x, self._zone_xy[:, 1] - y) - self._zone_r
+        return float(np.min(d))
+
     def clear_of_zones(self, x: float, y: float, margin: float) -> bool:
         """True when (x, y) is more than `margin` beyond the edge of every place's zone."""
-        d = np.hypot(self._zone_xy[:, 0] - x, self._zone_xy[:, 1] - y) - self._zone_r
-        return bool(np.min(d) > margin)
+        return self.zone_clearance(x, y) > margin
 
     def planned_route(self, a: Place, b: Place) -> tuple[list[tuple[float, float]], FloatArray]:
         """The registered route: the road resampled every 50-150 m (same for every crate on it)."""
@@ -464,6 +468,16 @@ class Planner:
     def _yard(self, spot: tuple[float, float], place: Place) -> FloatArray:
         return np.array([spot, (place.x, place.y)], dtype=float)
 
+    def _zone_to_zone(
+        self, spot: tuple[float, float], a: Place, b: Place, dest_spot: tuple[float, float]
+    ) -> _Path:
+        """A drive from a resting spot in a's zone, by road, to a resting spot in b's zone."""
+        pb = _Path()
+        pb.add(self._yard(spot, a), "lane")
+        pb.add_route(self.net.route(a, b))
+        pb.add(self._yard(dest_spot, b)[::-1], "lane")
+        return pb
+
     def _plan_trip(
         self,
         spec: TrackerSpec,
@@ -661,14 +675,24 @@ class Planner:
     def _add_house(self, pb: _Path, route: Route, trip: TripSpec, rng: np.random.Generator) -> Control:
         """The driver pulls into a house yard beside the road and stays 20-35 minutes."""
         length = route.path.length
+        # The yard must be well clear of every zone (else the stop is allowed, or another trip's zone and
+        # so a wrong destination). When no candidate is, take the one with the most room, never just the last.
+        best: tuple[float, float, float, float, float, float] | None = None
         for _ in range(200):
             s = float(rng.uniform(0.2, 0.8)) * length
             x, y = route.path.point_at(s)
             h = math.radians(route.path.heading_at(s))
             off = float(rng.uniform(25.0, 60.0)) * (1 if rng.uniform() < 0.5 else -1)
             hx, hy = x + off * math.cos(h), y - off * math.sin(h)
-            if self.clear_of_zones(hx, hy, 300.0) and all(math.hypot(hx - z.x, hy - z.y) > 500 for z in trip.stops):
+            room = min([self.zone_clearance(hx, hy) - 300.0,
+                        *(math.hypot(hx - z.x, hy - z.y) - 500.0 for z in trip.stops)])
+            if best is None or room > best[0]:
+                best = (room, s, x, y, hx, hy)
+            if room > 0:
                 break
+        assert best is not None
+        _, s, x, y, hx, hy = best
+        off = math.hypot(hx - x, hy - y)
         x2, y2 = route.path.point_at(s + 20.0)
         pb.add_route(route, 0.0, s)
         s_house = pb.add(np.array([[x, y], [hx, hy]]), "lane") + abs(off)
@@ -692,20 +716,14 @@ class Planner:
         right = trip.destination
         others = [p for p in self.geo.ppk if p.code != right.code and p.code in self._ppk_in_use]
         wrong = min(others, key=lambda p: math.hypot(p.x - right.x, p.y - right.y))
-        pb = _Path()
-        pb.add(self._yard(spot, trip.origin), "lane")
-        pb.add_route(self.net.route(trip.origin, wrong))
         park = self._storage_spot(wrong, rng)
-        pb.add(self._yard(park, wrong)[::-1], "lane")
+        pb = self._zone_to_zone(spot, trip.origin, wrong, park)
         d1, _, _ = self.drive(pb, departure, rng, float(rng.uniform(0.9, 1.05)))
         tl.add(d1)
         self._record_halts(spec, trip, d1.motion)
         stay = float(rng.uniform(25.0, 40.0)) * 60.0
         tl.add(Rest(d1.t1, d1.t1 + stay, park[0], park[1], indoor=False))
-        pb2 = _Path()
-        pb2.add(self._yard(park, wrong), "lane")
-        pb2.add_route(self.net.route(wrong, right))
-        pb2.add(self._yard(dest_spot, right)[::-1], "lane")
+        pb2 = self._zone_to_zone(park, wrong, right, dest_spot)
         d2, _, _ = self.drive(pb2, d1.t1 + stay, rng, 1.0)
         tl.add(d2)
         self._record_halts(spec, trip, d2.motion)

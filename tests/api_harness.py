@@ -6,6 +6,7 @@ in a thread on a free port, for the tests that need a real socket (the SSE strea
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterator
@@ -30,10 +31,15 @@ from kawal.audit import AuditLog
 from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
-from kawal.trips import Trip, TripRepository
+from kawal.trips import TRIP_IN_EXAMPLE, Trip, TripRepository
 from tests.servers import free_port
 
 ADMIN_TOKEN = "test-admin-token"
+# The fields every alert carries on the wire (CONTRACT 2.3), in lists, single reads and the stream.
+ALERT_FIELDS = frozenset(
+    {"id", "type", "severity", "status", "trip_id", "crate_id", "tracker_id", "ts", "raised_at", "lat", "lon",
+     "details"}
+)
 
 
 class Ready:
@@ -164,26 +170,9 @@ def trip_body(
     arrive: float | str = 1_732_071_600,
     **extra: Any,
 ) -> dict[str, Any]:
-    """A valid CONTRACT 2.2 body (Jombang warehouse to PPK Diwek)."""
-    body: dict[str, Any] = {
-        "crate_id": crate_id,
-        "tracker_id": tracker_id,
-        "origin": {"name": "Gudang KPU Jombang", "lat": -7.5460, "lon": 112.2330, "radius_m": 150},
-        "destination": {
-            "name": "PPK Diwek",
-            "lat": -7.5850,
-            "lon": 112.2300,
-            "radius_m": 150,
-            "open_after": "2024-11-27T06:00:00+07:00",
-        },
-        "route": [[-7.5460, 112.2330], [-7.5600, 112.2310], [-7.5850, 112.2300]],
-        "stops": [{"name": "Pos Polisi Diwek", "lat": -7.5700, "lon": 112.2305, "radius_m": 100}],
-        "depart_after": depart,
-        "arrive_by": arrive,
-        "corridor_m": 200,
-        "max_stop_min": 10,
-        "max_silence_min": 15,
-    }
+    """A valid CONTRACT 2.2 body (Jombang warehouse to PPK Diwek): the schema's example, with these values."""
+    body = copy.deepcopy(TRIP_IN_EXAMPLE)  # callers change nested parts of their copy
+    body.update(crate_id=crate_id, tracker_id=tracker_id, depart_after=depart, arrive_by=arrive)
     body.update(extra)
     return body
 

@@ -12,7 +12,7 @@ from alerts.model import AlertAction, AlertEvent, AlertType
 from alerts.store import AlertStore
 from api.app import create_app
 from kawal.timeutil import parse_time
-from tests.api_harness import ApiServer, Harness, make_harness
+from tests.api_harness import ALERT_FIELDS, ApiServer, Harness, make_harness
 
 
 class StepClock:
@@ -68,20 +68,7 @@ def test_list_newest_first_every_status(api: tuple[Harness, httpx.Client, dict[s
     h, client, ids = api
     assert _ids(client, h) == [ids[k] for k in "edcba"]
     item = client.get("/api/v1/alerts", headers=h.headers("viewer")).json()["items"][-1]
-    assert set(item) >= {
-        "id",
-        "type",
-        "severity",
-        "status",
-        "trip_id",
-        "crate_id",
-        "tracker_id",
-        "ts",
-        "raised_at",
-        "lat",
-        "lon",
-        "details",
-    }
+    assert set(item) >= ALERT_FIELDS
     assert item["raised_at"] == "2024-11-20T01:10:10.000Z" and item["ts"] == "2024-11-20T00:53:20.000Z"
     d = client.get(f"/api/v1/alerts/{ids['d']}", headers=h.headers("viewer")).json()
     assert d["trip_id"] is None  # bound to no trip

@@ -99,6 +99,19 @@ def publish_qos1(port: int, n: int, tracker: str = "TRK-1") -> set[bytes]:
     return sent
 
 
+def _assert_queue_delivered(kind: str, workdir: Path, sent: set[bytes]) -> None:
+    """A broker started again on `workdir` delivers every message `sent` to the waiting session."""
+    b = EmbeddedBroker(_settings(kind), workdir)
+    b.start()
+    try:
+        assert b.port is not None
+        sub = Session(b.port)
+        assert sub.wait_for(sent) == set()
+        sub.close()
+    finally:
+        b.stop()
+
+
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     if request.param == "mosquitto" and broker_mod.find_mosquitto() is None:
@@ -164,16 +177,7 @@ def test_queue_of_offline_session_survives_broker_restart(kind: str, tmp_path: P
     Session(b.port).close()  # create the persistent session, then go offline like a stopped Kawal
     sent = publish_qos1(b.port, 300)
     b.stop()
-
-    b2 = EmbeddedBroker(_settings(kind), workdir)
-    b2.start()
-    try:
-        assert b2.port is not None
-        sub = Session(b2.port)
-        assert sub.wait_for(sent) == set()
-        sub.close()
-    finally:
-        b2.stop()
+    _assert_queue_delivered(kind, workdir, sent)
 
 
 PARENT = """
@@ -207,16 +211,7 @@ def test_broker_dies_with_a_killed_parent_and_keeps_its_queue(kind: str, tmp_pat
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-
-    b = EmbeddedBroker(_settings(kind), workdir)
-    b.start()
-    try:
-        assert b.port is not None
-        sub = Session(b.port)
-        assert sub.wait_for(sent) == set()
-        sub.close()
-    finally:
-        b.stop()
+    _assert_queue_delivered(kind, workdir, sent)
 
 
 def test_fixed_port_in_use_is_a_clear_error(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,18 +15,9 @@ from ingest.readings import ReadingStore
 from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
-from tests.servers import VictoriaMetrics, free_port
+from tests.servers import VictoriaMetrics, free_port, wait_for
 
 T = time.time() - 3600.0
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def store(db: Database, readings: list[Reading]) -> None:

@@ -10,16 +10,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.servers import KawalServer, Mosquitto, VictoriaMetrics, http_get
+from tests.servers import KawalServer, Mosquitto, VictoriaMetrics, http_get, wait_for
 from tests.test_ingest_harness import (
     expected_ms,
     make_workload,
-    mosquitto_pub_lines,
     publish_all,
+    publish_workload,
     publisher,
     reading,
     vm_samples,
-    wait_for,
 )
 
 
@@ -55,17 +54,7 @@ def test_10k_readings_through_kawal_serve_exactly_once(
     srv = kawal_factory(env={"KAWAL_MQTT_URL": mosquitto.url, "KAWAL_INFLUX_URL": victoria.url})
     paho_msgs, cli_lines = make_workload(200, 50, random.Random(7))
     paho_msgs += [("kawal/v1/TRK-0001/telemetry", b"not json"), ("kawal/v1/TRK-0001/telemetry", b"[1, 2]")]
-    pub = publisher(mosquitto.port, "e2e-pub")
-    threads = [
-        threading.Thread(target=mosquitto_pub_lines, args=(mosquitto.port, t, ls))
-        for t, ls in cli_lines.items()
-    ]
-    for th in threads:
-        th.start()
-    publish_all(pub, paho_msgs)
-    for th in threads:
-        th.join()
-    pub.disconnect()
+    publish_workload(mosquitto.port, paho_msgs, cli_lines, "e2e-pub")
 
     wait_for(lambda: db_count(srv) >= 10_000, what="10,000 readings stored")
     assert db_count(srv) == 10_000

@@ -34,7 +34,7 @@ from kawal.clock import WallClock
 from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
-from tests.servers import Mosquitto, VictoriaMetrics
+from tests.servers import Mosquitto, VictoriaMetrics, wait_for
 
 T0 = time.time() - 86400.0  # readings from yesterday: valid, and inside VictoriaMetrics' retention
 
@@ -100,15 +100,6 @@ def publish_all(c: mqtt.Client, msgs: list[tuple[str, bytes]], qos: int = 1) -> 
         assert info.is_published()
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def reading(i: int, tracker: int) -> dict[str, Any]:
     return {
         "ts": round(T0 + i * 5.0, 3),
@@ -151,6 +142,20 @@ def make_workload(
         paho_msgs.append((topic, json.dumps(rs[rng.randrange(len(rs))]).encode()))
     rng.shuffle(paho_msgs)
     return paho_msgs, cli_lines
+
+
+def publish_workload(
+    port: int, paho_msgs: list[tuple[str, bytes]], cli_lines: dict[str, list[bytes]], client_id: str = "test-pub"
+) -> None:
+    """Publish a `make_workload` at QoS 1: paho's messages while mosquitto_pub sends its lines alongside."""
+    pub = publisher(port, client_id)
+    threads = [threading.Thread(target=mosquitto_pub_lines, args=(port, t, ls)) for t, ls in cli_lines.items()]
+    for th in threads:
+        th.start()
+    publish_all(pub, paho_msgs)
+    for th in threads:
+        th.join()
+    pub.disconnect()
 
 
 def mosquitto_pub_lines(port: int, topic: str, lines: list[bytes]) -> None:
@@ -201,17 +206,7 @@ def test_10k_readings_from_200_trackers_stored_exactly_once(
     h = harness_factory(mosquitto.url, victoria.url)
     assert h.consumer.protocol == "5"
     paho_msgs, cli_lines = make_workload(200, 50, random.Random(2))
-    pub = publisher(mosquitto.port)
-    threads = [
-        threading.Thread(target=mosquitto_pub_lines, args=(mosquitto.port, t, ls))
-        for t, ls in cli_lines.items()
-    ]
-    for th in threads:
-        th.start()
-    publish_all(pub, paho_msgs)
-    for th in threads:
-        th.join()
-    pub.disconnect()
+    publish_workload(mosquitto.port, paho_msgs, cli_lines)
 
     wait_for(lambda: h.readings.count() >= 10_000, what="10,000 readings in SQLite")
     rows = h.db.conn().execute("SELECT tracker_id, seq, ts FROM readings").fetchall()

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from api.auth import Viewer
-from api.crates import CrateCache, one_crate, summarise, track_point
+from api.crates import CrateCache, crate_page, one_crate, summarise, track_point
 from api.routers.common import TIME_DOC, errors, time_param
 from api.schemas import Crate, CrateList, CrateState, FixList, Summary
 
@@ -37,13 +37,8 @@ def list_crates(
     """Crates known from trips or the tracker registry, by id, each with its tracker, current trip,
     district, state (`in_storage`, `in_transit`, `arrived`, `alerting`), latest fix, seal and number of
     unresolved alerts. The list is computed at most every 2 s and shared by all callers."""
-    crates, _ = _cache(request).get(request.app.state.ctx)
-    if state:
-        wanted = set(state)
-        crates = [c for c in crates if c.state in wanted]
-    if district is not None:
-        crates = [c for c in crates if c.district == district]
-    return CrateList(items=crates[offset : offset + limit], total=len(crates))
+    fleet = _cache(request).get(request.app.state.ctx)
+    return crate_page(fleet, state, district, limit, offset)
 
 
 @router.get(
@@ -54,8 +49,7 @@ def list_crates(
 )
 def summary(request: Request, principal: Viewer) -> Summary:
     ctx = request.app.state.ctx
-    crates, at = _cache(request).get(ctx)
-    return summarise(ctx, crates, at)
+    return summarise(ctx, _cache(request).get(ctx))
 
 
 @router.get(

@@ -1,0 +1,560 @@
+"""Crate views at scale: before (per-crate queries on the track) vs after (the materialised tracker state).
+
+    python -m benchmarks.crates [--crates 5000 50000] [--route-points 60] [--repeat 5]
+
+For each fleet size N, one SQLite file is filled through the stores: N trips (one crate and tracker each,
+N/21 per district, a route of --route-points points; a quarter still in storage), 3 to 5 readings per
+tracker through ReadingStore.insert (some without a fix, some on Null Island, some seal-only, a backlog
+of older readings stored last, duplicates), 1 % of trackers with an open alert, and N/100 crates bound
+only in the tracker registry. Then, in one process, the real app (api.app.create_app with the crate cache
+off, so every request computes) is called in-process through Starlette's TestClient:
+
+  before  the pre-change code, kept below verbatim (three queries on `readings` per crate, and every
+          trip's body parsed by pydantic), served on /legacy/... routes of the same app;
+  after   api/crates.py: one join of trips x trackers, the registry bindings, open alerts grouped.
+          `cold`: the first computation of a fresh service (every trip body read, every Crate built);
+          `warm`: recomputed for each request as the 2 s cache expires, with nothing changed in between
+          (trip bodies are read once per trip version, a Crate is rebuilt only when its data changed).
+
+Both answers are compared (the same JSON, but for `at`) before anything is timed. Also measured:
+the upgrade of a file from before the change (columns dropped, then `Database(path)` adds and backfills
+them), and ReadingStore.insert with and without the state upkeep (in-process, no MQTT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.testclient import TestClient
+
+from alerts.model import AlertAction, AlertEvent, AlertType
+from api.auth import Viewer
+from api.deps import AppContext
+from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Summary
+from devices.reading import Reading
+from ingest.readings import ReadingStore
+from kawal.clock import EventClock
+from kawal.db import Database
+from kawal.timeutil import rfc3339
+from kawal.trips import Trip, TripIn, TripRepository, bound_trip
+from tests.api_harness import Harness, make_harness
+
+T0 = 1_732_060_800.0  # 2024-11-20T00:00:00Z
+NOW = T0 + 3 * 3600
+BASE = (-7.546, 112.233)  # KPU Jombang warehouse
+DISTRICTS = [f"Kecamatan {i:02d}" for i in range(21)]
+
+
+# -- the code before the change, verbatim but for names (api/crates.py and api/routers/crates.py) ---------
+
+
+def _legacy_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _legacy_fix_out(r: Reading) -> Any:
+    from api.schemas import Fix
+
+    assert r.lat is not None and r.lon is not None
+    return Fix(ts=rfc3339(r.ts) or "", lat=r.lat, lon=r.lon, acc=r.acc, spd=r.spd, hdg=r.hdg, bat=r.bat)
+
+
+def _legacy_district_of(trip: Trip | None) -> str | None:
+    if trip is None:
+        return None
+    extra = trip.model_extra or {}
+    d = extra.get("district")
+    return str(d) if d not in (None, "") else trip.destination.name
+
+
+def _legacy_state(trip: Trip | None, fix: Reading | None, open_alerts: int, now: float) -> CrateState:
+    if open_alerts > 0:
+        return "alerting"
+    if trip is None or now < trip.depart_after:
+        return "in_storage"
+    if fix is not None and fix.lat is not None and fix.lon is not None and fix.ts >= trip.depart_after:
+        dest = trip.destination
+        if _legacy_distance_m(fix.lat, fix.lon, dest.lat, dest.lon) <= dest.radius_m:
+            return "arrived"
+    return "in_transit"
+
+
+def _legacy_build(
+    ctx: AppContext,
+    crate_id: str,
+    crate_trips: list[Trip],
+    registry_tracker: str | None,
+    open_counts: dict[str, int],
+    now: float,
+) -> Crate:
+    trip = bound_trip(crate_trips, now)
+    tracker_id = trip.tracker_id if trip is not None else registry_tracker
+    latest = fix = None
+    seal: tuple[str, float] | None = None
+    if tracker_id is not None:
+        latest = ctx.readings.latest(tracker_id)
+        fix = ctx.readings.latest_fix(tracker_id)
+        seal = ctx.readings.last_seal(tracker_id)
+    n_open = open_counts.get(tracker_id, 0) if tracker_id is not None else 0
+    return Crate(
+        crate_id=crate_id,
+        tracker_id=tracker_id,
+        trip_id=trip.trip_id if trip is not None else None,
+        last_seen=rfc3339(latest.ts) if latest is not None else None,
+        seal=seal[0] if seal is not None else None,  # type: ignore[arg-type]
+        last_fix=_legacy_fix_out(fix) if fix is not None else None,
+        seal_at=rfc3339(seal[1]) if seal is not None else None,
+        state=_legacy_state(trip, fix, n_open, now),
+        district=_legacy_district_of(trip),
+        destination=trip.destination.name if trip is not None else None,
+        open_alerts=n_open,
+    )
+
+
+def legacy_one_crate(ctx: AppContext, crate_id: str) -> Crate | None:
+    trips = ctx.trips.list(crate_id=crate_id)
+    row = ctx.registry.by_crate(crate_id)
+    if not trips and row is None:
+        return None
+    tracker = str(row["tracker_id"]) if row is not None else None
+    return _legacy_build(ctx, crate_id, trips, tracker, ctx.alerts.open_counts(), ctx.clock.now())
+
+
+def legacy_all_crates(ctx: AppContext) -> tuple[list[Crate], float]:
+    now = ctx.clock.now()
+    by_crate: dict[str, list[Trip]] = defaultdict(list)
+    for t in ctx.trips.list():
+        by_crate[t.crate_id].append(t)
+    registry: dict[str, str] = {}
+    for row in ctx.registry.list():
+        crate = row.get("crate_id")
+        if crate and crate not in registry:
+            registry[str(crate)] = str(row["tracker_id"])
+    open_counts = ctx.alerts.open_counts()
+    ids = sorted(set(by_crate) | set(registry))
+    return [_legacy_build(ctx, c, by_crate.get(c, []), registry.get(c), open_counts, now) for c in ids], now
+
+
+def legacy_summarise(ctx: AppContext, crates: list[Crate], at: float) -> Summary:
+    by_state: dict[str, int] = dict.fromkeys(CRATE_STATES, 0)
+    districts: dict[str | None, dict[str, int]] = {}
+    for c in crates:
+        by_state[c.state] += 1
+        d = districts.setdefault(c.district, dict.fromkeys(CRATE_STATES, 0))
+        d[c.state] += 1
+    open_by_type = ctx.alerts.open_by_type()
+    return Summary(
+        total=len(crates),
+        by_state=by_state,
+        by_district=[
+            DistrictCount(district=name, total=sum(counts.values()), by_state=counts)
+            for name, counts in sorted(districts.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        ],
+        open_alerts=sum(open_by_type.values()),
+        open_alerts_by_type=open_by_type,
+        at=rfc3339(at) or "",
+    )
+
+
+legacy = APIRouter()
+
+
+@legacy.get("/legacy/api/v1/crates", response_model=CrateList)
+def legacy_list(
+    request: Request,
+    principal: Viewer,
+    state: Annotated[list[CrateState] | None, Query()] = None,
+    district: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CrateList:
+    crates, _ = legacy_all_crates(request.app.state.ctx)
+    if state:
+        wanted = set(state)
+        crates = [c for c in crates if c.state in wanted]
+    if district is not None:
+        crates = [c for c in crates if c.district == district]
+    return CrateList(items=crates[offset : offset + limit], total=len(crates))
+
+
+@legacy.get("/legacy/api/v1/summary", response_model=Summary)
+def legacy_summary(request: Request, principal: Viewer) -> Summary:
+    ctx = request.app.state.ctx
+    crates, at = legacy_all_crates(ctx)
+    return legacy_summarise(ctx, crates, at)
+
+
+@legacy.get("/legacy/api/v1/crates/{crate_id}", response_model=Crate)
+def legacy_get(crate_id: str, request: Request, principal: Viewer) -> Crate:
+    crate = legacy_one_crate(request.app.state.ctx, crate_id)
+    if crate is None:
+        raise HTTPException(404, "no such crate")
+    return crate
+
+
+# -- the fleet ---------------------------------------------------------------------------------------------
+
+
+def _route(rng: random.Random, dest: tuple[float, float], points: int) -> list[list[float]]:
+    out = []
+    for i in range(points):
+        f = i / (points - 1)
+        wobble = 0.0 if i in (0, points - 1) else rng.uniform(-0.002, 0.002)
+        out.append(
+            [
+                round(BASE[0] + (dest[0] - BASE[0]) * f + wobble, 6),
+                round(BASE[1] + (dest[1] - BASE[1]) * f - wobble, 6),
+            ]
+        )
+    return out
+
+
+def build_fleet(path: Path, n: int, route_points: int, seed: int = 7) -> Harness:
+    """The fleet described in the module docstring, in a new database at `path`."""
+    rng = random.Random(seed)
+    db = Database(path)
+    trips = TripRepository(db)
+    store = ReadingStore(db)
+    dests: list[tuple[float, float]] = []
+    with db.write() as c:
+        for i in range(n):
+            ang = 2 * math.pi * i / n
+            dest = (BASE[0] + 0.1 * math.sin(ang), BASE[1] + 0.1 * math.cos(ang))
+            dests.append(dest)
+            depart = T0 + 6 * 3600 if i % 4 == 0 else T0  # a quarter still in storage
+            body = TripIn.model_validate(
+                {
+                    "crate_id": f"JBG-{i:06d}",
+                    "tracker_id": f"TRK-{i:06d}",
+                    "origin": {"name": "Gudang KPU Jombang", "lat": BASE[0], "lon": BASE[1]},
+                    "destination": {"name": f"PPK {i % 21:02d}", "lat": dest[0], "lon": dest[1]},
+                    "route": _route(rng, dest, route_points),
+                    "depart_after": depart,
+                    "arrive_by": depart + 4 * 3600,
+                    "district": DISTRICTS[i % 21],
+                }
+            )
+            trips.put_in(c, f"T-{i:06d}", body, T0 - 86400)
+    backlog: list[Reading] = []
+    batch: list[Reading] = []
+    for i in range(n):
+        tid, dest = f"TRK-{i:06d}", dests[i]
+        k = 3 + i % 3
+        arrived = i % 5 == 1
+        for j in range(k):
+            f = (j + 1) / k
+            lat = BASE[0] + (dest[0] - BASE[0]) * (1.0 if arrived and j == k - 1 else f * 0.8)
+            lon = BASE[1] + (dest[1] - BASE[1]) * (1.0 if arrived and j == k - 1 else f * 0.8)
+            ts = T0 + 600 * (j + 1)
+            kind = (i + j) % 7
+            if kind == 0:
+                r = Reading(tid, ts, None, None, seq=j, bat=80.0, seal="closed")  # seal-only
+            elif kind == 1:
+                r = Reading(tid, ts, 0.0, 0.0, seq=j, bat=80.0)  # Null Island
+            else:
+                r = Reading(tid, ts, lat, lon, seq=j, acc=6.0, spd=30.0, hdg=180.0, bat=90.0 - j)
+            (backlog if j == 0 and i % 3 == 0 else batch).append(r)
+        if i % 50 == 7:
+            batch.append(Reading(tid, T0 + 600 * k + 30, None, None, seq=k, seal="open"))
+        if len(batch) >= 2000:
+            with db.write() as c:
+                store.insert(c, batch + batch[:10], T0)  # with duplicates
+            batch = []
+    with db.write() as c:
+        store.insert(c, batch, T0)
+        store.insert(c, backlog, T0)  # late, older readings stored last
+    h = make_harness(path.parent, crate_cache_s=0.0)
+    h.ctx.clock = EventClock(NOW)
+    for i in range(0, n, 100):
+        h.ctx.alerts.apply(
+            AlertEvent(
+                action=AlertAction.RAISE,
+                type=AlertType.SEAL_BREAK,
+                tracker_id=f"TRK-{i:06d}",
+                trip_id=f"T-{i:06d}",
+                crate_id=f"JBG-{i:06d}",
+                ts=T0 + 900,
+            )
+        )
+    for i in range(max(1, n // 100)):
+        h.ctx.registry.assign(f"TRK-R{i:05d}", f"REG-{i:05d}", T0)
+    h.app.include_router(legacy)
+    return h
+
+
+# -- timing ------------------------------------------------------------------------------------------------
+
+
+def timed(client: TestClient, url: str, headers: dict[str, str]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    r = client.get(url, headers=headers)
+    dt = time.perf_counter() - t0
+    assert r.status_code == 200, (url, r.status_code, r.text[:300])
+    return dt, r.json()
+
+
+def _without_at(body: Any) -> Any:
+    return {k: v for k, v in body.items() if k != "at"} if isinstance(body, dict) else body
+
+
+@contextmanager
+def fresh_crate_cache(h: Harness) -> Iterator[None]:
+    """The app's crate cache as a service starts: no trip read, no crate built yet."""
+    cache = h.app.state.crate_cache
+    cache._trips.clear()
+    cache._last = None
+    yield
+
+
+def run_size(workdir: Path, n: int, route_points: int, repeat: int, legacy_repeat: int) -> list[str]:
+    d = workdir / f"n{n}"
+    d.mkdir()
+    t0 = time.perf_counter()
+    h = build_fleet(d / "kawal.db", n, route_points)
+    build_s = time.perf_counter() - t0
+    v = h.headers("viewer")
+    size = (d / "kawal.db").stat().st_size
+    lines = [
+        f"N = {n:,} crates ({n * route_points:,} route points; file {size / 1e6:.0f} MB, built in {build_s:.0f} s)"
+    ]
+    with TestClient(h.app) as client:
+        # The same answers first.
+        for path in ("/api/v1/crates?limit=100000", "/api/v1/summary", "/api/v1/crates/JBG-000007"):
+            _, new = timed(client, path, v)
+            _, old = timed(client, "/legacy" + path, v)
+            assert _without_at(new) == _without_at(old), f"{path} differs"
+        lines.append("  answers of before and after are identical (crate list of every crate, summary, one crate)")
+
+        ids = [f"JBG-{i:06d}" for i in random.Random(1).sample(range(n), min(200, n))]
+        cases: list[tuple[str, str]] = [
+            ("GET /api/v1/crates?limit=100", "/api/v1/crates?limit=100"),
+            ("GET /api/v1/crates (limit 10000)", "/api/v1/crates"),
+            ("GET /api/v1/crates?district=..&state=..", f"/api/v1/crates?district={DISTRICTS[3]}&state=in_transit"),
+            ("GET /api/v1/summary", "/api/v1/summary"),
+        ]
+        lines.append(
+            f"  {'request':<42} {'before':>8} {'after:cold':>11} {'after:warm':>11} {'speed-up cold/warm':>20}"
+        )
+        for name, path in cases:
+            before = [timed(client, "/legacy" + path, v)[0] for _ in range(legacy_repeat)]
+            cold = []
+            for _ in range(repeat):
+                with fresh_crate_cache(h):
+                    cold.append(timed(client, path, v)[0])
+            warm = [timed(client, path, v)[0] for _ in range(repeat)]
+            b, c, w = statistics.median(before), statistics.median(cold), statistics.median(warm)
+            lines.append(f"  {name:<42} {b:>8.3f} {c:>11.3f} {w:>11.3f} {b / c:>11.0f}x /{b / w:>5.0f}x")
+        one_before = [timed(client, f"/legacy/api/v1/crates/{c}", v)[0] for c in ids[:50]]
+        one_after = [timed(client, f"/api/v1/crates/{c}", v)[0] for c in ids]
+        ob, oa = statistics.median(one_before), statistics.median(one_after)
+        lines.append(
+            f"  {'GET /api/v1/crates/{id} (median of 50/200)':<42} {ob:>9.4f} {oa:>9.4f} {'':>9} {ob / oa:>8.0f}x"
+        )
+    lines.append(upgrade(d / "kawal.db", workdir / f"n{n}-old.db"))
+    return lines
+
+
+# The trackers table as it was before the change.
+OLD_TRACKERS = """
+BEGIN;
+CREATE TABLE trackers_before (tracker_id TEXT PRIMARY KEY, crate_id TEXT, status TEXT, status_at REAL,
+                              created_at REAL NOT NULL);
+INSERT INTO trackers_before SELECT tracker_id, crate_id, status, status_at, created_at FROM trackers;
+DROP TABLE trackers;
+ALTER TABLE trackers_before RENAME TO trackers;
+COMMIT;
+"""
+
+
+def upgrade(src: Path, dst: Path) -> str:
+    """A copy of the file made to look like one from before the change, then opened by Database."""
+    conn = sqlite3.connect(dst)
+    with sqlite3.connect(src) as s:  # the backup API: the copy includes what is still in the WAL
+        s.backup(conn)
+    expected = {
+        r[0]: tuple(r[1:])
+        for r in conn.execute("SELECT tracker_id, last_seen, fix_ts, fix_lat, seal, seal_ts FROM trackers")
+    }
+    conn.executescript(OLD_TRACKERS)
+    readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
+    conn.close()
+    t0 = time.perf_counter()
+    db = Database(dst)
+    dt = time.perf_counter() - t0
+    got = {
+        r[0]: tuple(r[1:])
+        for r in db.conn().execute("SELECT tracker_id, last_seen, fix_ts, fix_lat, seal, seal_ts FROM trackers")
+    }
+    assert got == expected, "the backfill differs from the state kept by ingest"
+    return f"  upgrade of a file from before (columns added, state backfilled from {readings:,} readings): {dt:.2f} s"
+
+
+class Stateless(ReadingStore):
+    """ReadingStore without the trackers' latest-state upkeep: storage as it was before the change."""
+
+    def advance_state(self, conn: Any, new: Any, received_at: float) -> None:
+        return None
+
+
+def insert_cost(workdir: Path, rounds: int = 5) -> list[str]:
+    """ReadingStore.insert per reading, with and without the state upkeep, for two batch shapes."""
+
+    def batches(n_batches: int, per: int, trackers: int) -> list[list[Reading]]:
+        out, i = [], 0
+        for _ in range(n_batches):
+            b = []
+            for _ in range(per):
+                t = i % trackers
+                b.append(
+                    Reading(f"TRK-{t:05d}", T0 + i, -7.5 + t * 1e-4, 112.2, seq=i, acc=6.0, bat=80.0, seal="closed")
+                )
+                i += 1
+            out.append(b)
+        return out
+
+    shapes = [
+        ("batches of 20 readings from 20 trackers", batches(1000, 20, 500)),
+        ("batches of 2000 readings from 500 trackers", batches(20, 2000, 500)),
+    ]
+    lines = ["ReadingStore.insert, µs per reading (median of rounds; one transaction per batch)"]
+    for name, bs in shapes:
+        res: dict[str, list[float]] = {"without state": [], "with state": []}
+        for r in range(rounds):
+            order = [("without state", Stateless), ("with state", ReadingStore)]
+            for label, cls in order if r % 2 == 0 else order[::-1]:
+                path = workdir / f"ins-{cls.__name__}-{r}-{len(bs)}.db"  # a fresh file for every run
+                db = Database(path)
+                store = cls(db)
+                total = sum(len(b) for b in bs)
+                t0 = time.perf_counter()
+                for b in bs:
+                    with db.write() as c:
+                        store.insert(c, b, T0)
+                res[label].append((time.perf_counter() - t0) / total * 1e6)
+                db.conn().close()
+        w, s = statistics.median(res["without state"]), statistics.median(res["with state"])
+        lines.append(f"  {name:<44} without {w:6.1f}   with {s:6.1f}   (+{s - w:.1f} µs, {s / w - 1:+.0%})")
+    return lines
+
+
+def ingest_run(
+    broker: Any, msgs: list[tuple[str, bytes]], workdir: Path, client_id: str, store_cls: type[ReadingStore]
+) -> tuple[float, float]:
+    """The full ingest path of benchmarks/ingest.py (a persistent session drained by MqttConsumer +
+    IngestPipeline with the NullDetector), on a fresh database: (readings/s, CPU µs per reading)."""
+    from benchmarks.ingest import create_session, preload, wait_until
+    from devices.registry import TrackerRegistry
+    from ingest.mqtt import MqttConsumer
+    from ingest.pipeline import IngestPipeline, NullDetector
+    from kawal.clock import WallClock
+    from kawal.metrics import Metrics
+    from kawal.settings import Settings
+
+    create_session(broker.port, client_id)
+    preload(broker.port, msgs)
+    db = Database(workdir / f"{client_id}.db")
+    store = store_cls(db)
+    metrics = Metrics()
+    box: list[IngestPipeline] = []
+    settings = Settings(mqtt_url=broker.url, mqtt_client_id=client_id, db=db.path)
+    consumer = MqttConsumer(settings, broker.url, lambda m: box[0].submit(m), metrics)
+    box.append(IngestPipeline(db, store, TrackerRegistry(db), NullDetector(), WallClock(), metrics, consumer.ack))
+    n = len(msgs)
+    box[0].start()
+    c0, t0 = time.process_time(), time.perf_counter()
+    consumer.start()
+    wait_until(lambda: box[0].messages_done >= n)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    consumer.stop()
+    box[0].stop()
+    assert store.count() == n, (store.count(), n)
+    if store_cls is ReadingStore:  # the state it kept is what the track says
+        for t in ("TRK-00000", "TRK-00001"):
+            st, latest = store.state(t), store.latest(t)
+            assert st is not None and latest is not None and st.last_seen == latest.ts, (st, latest)
+    return n / elapsed, cpu / n * 1e6
+
+
+def ingest_cost(workdir: Path, messages: int, trackers: int, rounds: int, inflight: int) -> list[str]:
+    """Full-path readings/s with and without the state upkeep, interleaved rounds on one mosquitto."""
+    from benchmarks.ingest import workload
+    from tests.servers import Mosquitto
+
+    broker = Mosquitto(workdir / "mosquitto", extra_config=f"max_inflight_messages {inflight}\n").start()
+    msgs = workload(messages, trackers)
+    res: dict[str, list[tuple[float, float]]] = {"without state": [], "with state": []}
+    try:
+        for r in range(rounds):
+            order = [("without state", Stateless), ("with state", ReadingStore)]
+            for label, cls in order if r % 2 == 0 else order[::-1]:
+                rate, cpu = ingest_run(broker, msgs, workdir, f"bench-crates-{cls.__name__}-{r}", cls)
+                res[label].append((rate, cpu))
+                print(f"  ingest round {r}, {label}: {rate:,.0f} readings/s, {cpu:.1f} CPU µs/reading", flush=True)
+    finally:
+        broker.stop()
+    lines = [
+        f"Full ingest path (MQTT QoS 1 -> MqttConsumer -> IngestPipeline -> SQLite, NullDetector), "
+        f"{messages:,} single-reading messages from {trackers} trackers, max_inflight_messages {inflight}, "
+        f"{rounds} interleaved rounds"
+    ]
+    for label, rs in res.items():
+        rates = sorted(x[0] for x in rs)
+        cpus = sorted(x[1] for x in rs)
+        lines.append(
+            f"  {label:<14} best {rates[-1]:>8,.0f} readings/s, median {statistics.median(rates):>8,.0f};"
+            f" CPU µs/reading median {statistics.median(cpus):.1f} (range {cpus[0]:.1f}-{cpus[-1]:.1f})"
+        )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--crates", type=int, nargs="*", default=[5000, 50_000], help="fleet sizes (none: skip)")
+    ap.add_argument("--route-points", type=int, default=60)
+    ap.add_argument("--repeat", type=int, default=5, help="timed requests per case after the change")
+    ap.add_argument("--legacy-repeat", type=int, default=2, help="timed requests per case before the change")
+    ap.add_argument("--skip-insert", action="store_true", help="skip the ReadingStore.insert comparison")
+    ap.add_argument("--ingest-messages", type=int, default=50_000, help="full ingest path runs (0: skip)")
+    ap.add_argument("--ingest-trackers", type=int, default=500)
+    ap.add_argument("--ingest-rounds", type=int, default=4)
+    ap.add_argument("--inflight", type=int, default=20, help="mosquitto max_inflight_messages (its default: 20)")
+    a = ap.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="kawal-crates-"))
+    out: list[str] = []
+    try:
+        for n in a.crates:
+            lines = run_size(workdir, n, a.route_points, a.repeat, a.legacy_repeat)
+            print("\n".join(lines), flush=True)
+            out += lines
+        if not a.skip_insert:
+            lines = insert_cost(workdir)
+            print("\n".join(lines), flush=True)
+            out += lines
+        if a.ingest_messages > 0:
+            lines = ingest_cost(workdir, a.ingest_messages, a.ingest_trackers, a.ingest_rounds, a.inflight)
+            print("\n".join(lines), flush=True)
+            out += lines
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print("\nBefore vs after (crate views: seconds per request, in-process, medians):\n" + "\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
