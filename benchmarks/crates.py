@@ -1,6 +1,6 @@
 """Crate views at scale: before (per-crate queries on the track) vs after (the materialised tracker state).
 
-    python -m benchmarks.crates [--crates 5000 50000] [--route-points 60] [--repeat 5]
+    python -m benchmarks.crates [--crates 5000 50000] [--route-points 60] [--repeat 5] [--ingest-messages 50000]
 
 For each fleet size N, one SQLite file is filled through the stores: N trips (one crate and tracker each,
 N/21 per district, a route of --route-points points; a quarter still in storage), 3 to 5 readings per
@@ -17,8 +17,12 @@ off, so every request computes) is called in-process through Starlette's TestCli
           (trip bodies are read once per trip version, a Crate is rebuilt only when its data changed).
 
 Both answers are compared (the same JSON, but for `at`) before anything is timed. Also measured:
-the upgrade of a file from before the change (columns dropped, then `Database(path)` adds and backfills
-them), and ReadingStore.insert with and without the state upkeep (in-process, no MQTT).
+- the upgrade of a file from before the change (its trackers table rebuilt without the state columns,
+  then `Database(path)` adds and backfills them; the backfill must equal the state ingest kept);
+- ReadingStore.insert with and without the state upkeep (in-process, no MQTT);
+- the full ingest path of benchmarks/ingest.py (MQTT QoS 1 -> MqttConsumer -> IngestPipeline -> SQLite,
+  NullDetector) with and without the upkeep, in interleaved rounds on one private mosquitto
+  (--ingest-messages 0 skips it). The machine is shared: compare medians and the CPU column.
 """
 
 from __future__ import annotations
@@ -329,7 +333,7 @@ def run_size(workdir: Path, n: int, route_points: int, repeat: int, legacy_repea
     h = build_fleet(d / "kawal.db", n, route_points)
     build_s = time.perf_counter() - t0
     v = h.headers("viewer")
-    size = (d / "kawal.db").stat().st_size
+    size = sum(f.stat().st_size for f in d.glob("kawal.db*"))  # with its WAL
     lines = [
         f"N = {n:,} crates ({n * route_points:,} route points; file {size / 1e6:.0f} MB, built in {build_s:.0f} s)"
     ]
@@ -364,7 +368,7 @@ def run_size(workdir: Path, n: int, route_points: int, repeat: int, legacy_repea
         one_after = [timed(client, f"/api/v1/crates/{c}", v)[0] for c in ids]
         ob, oa = statistics.median(one_before), statistics.median(one_after)
         lines.append(
-            f"  {'GET /api/v1/crates/{id} (median of 50/200)':<42} {ob:>9.4f} {oa:>9.4f} {'':>9} {ob / oa:>8.0f}x"
+            f"  {'GET /api/v1/crates/{id} (median of 50/200)':<42} {ob:>8.4f} {oa:>11.4f} {'':>11} {ob / oa:>11.1f}x"
         )
     lines.append(upgrade(d / "kawal.db", workdir / f"n{n}-old.db"))
     return lines
