@@ -27,6 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,7 +222,8 @@ def run_kawal(
     detector_factory: Callable[[], Detector],
     profile: bool,
 ) -> Result:
-    client_id = f"bench-{name.split()[0]}-{id(detector_factory)}"
+    # A fresh session and database per run: a reused one would find every reading already stored.
+    client_id = f"bench-kawal-{uuid.uuid4().hex[:12]}"
     create_session(broker.port, client_id)
     preload(broker.port, msgs)
     db_path = workdir / f"{client_id}.db"

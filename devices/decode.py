@@ -183,7 +183,7 @@ def _reading(d: dict[str, Any], tracker_id: str, now: float, extra_keys: frozens
     if raw_ts is None:
         raise _Invalid(MISSING_TS, "ts is required")
     if type(raw_ts) is float or type(raw_ts) is int:
-        ts = float(raw_ts)
+        ts = float(raw_ts) if type(raw_ts) is float else _to_float("ts", raw_ts)
         if ts - ts != 0.0:
             raise _Invalid(NOT_FINITE, f"ts is {raw_ts!r}")
     else:

@@ -15,6 +15,20 @@ from kawal.db import Database
 
 MAX_REJECTED_PAYLOAD = 4096
 
+
+
+def truncate_payload(raw: bytes) -> bytes:
+    """The first 4 KiB, cut on a character boundary when the payload is UTF-8 text (so it stays text)."""
+    cut = bytes(raw[:MAX_REJECTED_PAYLOAD])
+    if len(raw) > MAX_REJECTED_PAYLOAD:
+        try:
+            cut.decode("utf-8")
+        except UnicodeDecodeError as e:
+            if e.reason == "unexpected end of data":
+                cut = cut[: e.start]
+    return cut
+
+
 _COLUMNS = "tracker_id, ts, seq, lat, lon, acc, spd, hdg, bat, seal, extra"
 _INSERT = (
     f"INSERT OR IGNORE INTO readings ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -128,7 +142,7 @@ class ReadingStore:
             conn.executemany(
                 "INSERT INTO rejected (received_at, topic, reason, detail, payload) VALUES (?, ?, ?, ?, ?)",
                 [
-                    (received_at, topic, j.reason, j.detail, bytes(j.raw[:MAX_REJECTED_PAYLOAD]))
+                    (received_at, topic, j.reason, j.detail, truncate_payload(j.raw))
                     for j in rejections
                 ],
             )

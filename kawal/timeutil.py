@@ -20,9 +20,13 @@ def parse_time(value: object) -> float:
     if isinstance(value, str):
         s = value.strip()
         try:
-            return float(s)
+            t = float(s)
         except ValueError:
             pass
+        else:
+            if not math.isfinite(t):
+                raise ValueError(f"time is not finite: {value!r}")
+            return t
         if s.endswith(("Z", "z")):
             s = s[:-1] + "+00:00"
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -406,3 +407,12 @@ def test_arbitrary_json_never_raises_and_valid_readings_are_sane(doc: Any) -> No
         assert (r.lat is None) == (r.lon is None)
         for v in (r.lat, r.lon, r.acc, r.spd, r.hdg, r.bat):
             assert v is None or (isinstance(v, float) and math.isfinite(v))
+
+
+def test_non_finite_and_huge_times_are_rejected_one_by_one() -> None:
+    """A ts that overflows a float, or the strings "nan"/"inf", is one invalid reading; the batch goes on."""
+    now = time.time()
+    payload = b'[{"ts":1' + b"0" * 400 + b'},{"ts":1700000000,"seq":1},{"ts":"nan"},{"ts":"inf"}]'
+    d = decode_message("kawal/v1/T1/telemetry", payload, now)
+    assert [r.ts for r in d.readings] == [1700000000.0]
+    assert [j.reason for j in d.rejections] == ["not_finite", "bad_ts", "bad_ts"]

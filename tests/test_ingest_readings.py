@@ -179,3 +179,15 @@ def test_registry(db: Database) -> None:
         reg.assign("bad id", "C")
     with pytest.raises(ValueError):
         reg.assign("TRK-1", "crate with spaces")
+
+
+def test_rejected_text_is_cut_on_a_character_boundary() -> None:
+    """UTF-8 text over 4 KiB stays text: the cut never splits a multi-byte character."""
+    from ingest.readings import MAX_REJECTED_PAYLOAD, truncate_payload
+
+    text = ("Kecamatan Diwek — é" * 400).encode()
+    cut = truncate_payload(text)
+    assert len(cut) <= MAX_REJECTED_PAYLOAD
+    assert text.startswith(cut) and cut.decode("utf-8")
+    binary = b"\xff" * 5000
+    assert truncate_payload(binary) == binary[:MAX_REJECTED_PAYLOAD]

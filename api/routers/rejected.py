@@ -11,15 +11,15 @@ from api.auth import Viewer
 from api.deps import Ctx
 from api.routers.common import errors
 from api.schemas import RejectedItem, RejectedList
+from ingest.readings import truncate_payload
 from kawal.timeutil import rfc3339
 
 router = APIRouter(prefix="/api/v1/rejected", tags=["rejected"])
 
-MAX_PAYLOAD = 4096
-
 
 def rejected_item(row: dict[str, Any]) -> RejectedItem:
-    raw = bytes(row.get("payload") or b"")[:MAX_PAYLOAD]
+    # Stored already truncated to 4 KiB on a character boundary (ingest.readings.truncate_payload).
+    raw = truncate_payload(bytes(row.get("payload") or b""))
     try:
         payload, encoding = raw.decode("utf-8"), "text"
     except UnicodeDecodeError:
