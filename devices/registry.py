@@ -11,7 +11,6 @@ from typing import Any
 from kawal.db import Database
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-MAX_KNOWN = 2_000_000
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
@@ -27,21 +26,11 @@ def _row(r: sqlite3.Row) -> dict[str, Any]:
 class TrackerRegistry:
     def __init__(self, db: Database) -> None:
         self.db = db
-        # Ids known to be committed in the trackers table, so the ingest hot path skips them. Trackers
-        # are never deleted; the cap only bounds memory.
-        self._known: set[str] = set()
 
     def ensure(self, conn: sqlite3.Connection, tracker_ids: Iterable[str], now: float) -> None:
-        """Register trackers seen for the first time, inside the caller's transaction."""
-        new = [(t, now) for t in set(tracker_ids) if t not in self._known]
-        if new:
-            conn.executemany("INSERT OR IGNORE INTO trackers (tracker_id, created_at) VALUES (?, ?)", new)
-
-    def remember(self, tracker_ids: Iterable[str]) -> None:
-        """Note trackers whose rows are committed (call after the transaction of `ensure` committed)."""
-        if len(self._known) > MAX_KNOWN:
-            self._known.clear()
-        self._known.update(tracker_ids)
+        """Register trackers (provisioning), inside the caller's transaction; known ones are unchanged."""
+        rows = [(t, now) for t in set(tracker_ids)]
+        conn.executemany("INSERT OR IGNORE INTO trackers (tracker_id, created_at) VALUES (?, ?)", rows)
 
     def set_status(self, conn: sqlite3.Connection, tracker_id: str, status: str, at: float) -> None:
         """Record an online/offline status message, inside the caller's transaction."""

@@ -297,15 +297,10 @@ class IngestPipeline:
 
     def _store_tx(self, items: list[_Item], now: float) -> list[Reading]:
         all_readings: list[Reading] = []
-        trackers: set[str] = set()
         for it in items:
-            d = it.decoded
-            if d.readings:
-                all_readings.extend(d.readings)
-                trackers.add(d.tracker_id)  # type: ignore[arg-type]
+            all_readings.extend(it.decoded.readings)
         with self.db.write() as conn:
-            if trackers:
-                self.registry.ensure(conn, trackers, now)
+            # Registers first-seen trackers too, with their latest state (ingest.latest).
             new = self.readings.insert(conn, all_readings, now)
             for it in items:
                 d = it.decoded
@@ -313,7 +308,6 @@ class IngestPipeline:
                     self.readings.add_rejections(conn, it.msg.topic, d.rejections, now)
                 if d.status is not None and d.tracker_id is not None:
                     self.registry.set_status(conn, d.tracker_id, d.status, it.msg.received_at)
-        self.registry.remember(trackers)
         return new
 
     def _store_poison(self, it: _Item, now: float) -> list[Reading]:
