@@ -198,8 +198,15 @@ class TripRepository:
         row = self.db.conn().execute("SELECT body FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
         return None if row is None else Trip.model_validate(json.loads(row["body"]))
 
-    def list(self, tracker_id: str | None = None, crate_id: str | None = None) -> list[Trip]:
-        q, args = "SELECT body FROM trips", []
+    def list(
+        self,
+        tracker_id: str | None = None,
+        crate_id: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Trip]:
+        q = "SELECT body FROM trips"
+        args: list[str | int] = []
         where = []
         if tracker_id is not None:
             where.append("tracker_id = ?")
@@ -210,6 +217,9 @@ class TripRepository:
         if where:
             q += " WHERE " + " AND ".join(where)
         q += " ORDER BY depart_after, trip_id"
+        if limit is not None or offset:
+            q += " LIMIT ? OFFSET ?"
+            args += [-1 if limit is None else limit, offset]
         return [Trip.model_validate(json.loads(r["body"])) for r in self.db.conn().execute(q, args)]
 
 

@@ -94,6 +94,4 @@ def list_trips(
     offset: Annotated[int, Query(ge=0, le=2**63 - 1, description="skip this many first")] = 0,
 ) -> TripList:
     """Every trip, ordered by `depart_after` then id: `{"items": [...]}`."""
-    trips = ctx.trips.list(tracker_id=tracker_id, crate_id=crate_id)
-    end = None if limit is None else offset + limit
-    return TripList(items=trips[offset:end])
+    return TripList(items=ctx.trips.list(tracker_id=tracker_id, crate_id=crate_id, limit=limit, offset=offset))
