@@ -20,11 +20,10 @@ from pydantic import ValidationError
 
 from kawal.audit import AuditLog
 from kawal.db import Database
-from kawal.trips import ID_PATTERN, Trip, TripIn, TripRepository
+from kawal.trips import ID_RE, Trip, TripIn, TripRepository
 
 Format = Literal["auto", "csv", "geojson"]
 
-_ID_RE = re.compile(ID_PATTERN)
 _ZONE_KEYS = ("name", "lat", "lon", "radius_m")
 _NUMBER_FIELDS = {"corridor_m", "max_stop_min", "max_silence_min"}
 _FLAT_PREFIXES = ("origin_", "destination_")
@@ -115,7 +114,7 @@ def _body_from_flat(props: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _validate(where: str, trip_id: Any, body: dict[str, Any]) -> tuple[str, TripIn]:
-    if not isinstance(trip_id, str) or not _ID_RE.fullmatch(trip_id):
+    if not isinstance(trip_id, str) or not ID_RE.fullmatch(trip_id):
         raise RowError(f"trip_id must match [A-Za-z0-9._-]{{1,64}}, got {trip_id!r}")
     try:
         return trip_id, TripIn.model_validate(body)

@@ -11,12 +11,12 @@ Every rejection carries a reason code from `REASONS`; those codes are the `reaso
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 from devices.reading import Reading, SealState
 from kawal.timeutil import EPOCH_2000, parse_time
+from kawal.trips import ID_RE
 
 try:  # orjson parses 2-3x faster than the stdlib; optional so a bare install still works.
     import orjson
@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 MAX_PAYLOAD = 256 * 1024
 MAX_BATCH = 1000
 MAX_FUTURE_S = 24 * 3600.0
-TRACKER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TRACKER_ID = ID_RE
 
 # Whole-payload reasons: the message is rejected as one unit.
 PAYLOAD_TOO_LARGE = "payload_too_large"

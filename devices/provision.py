@@ -37,8 +37,8 @@ from typing import Literal
 from devices.registry import TrackerRegistry
 from kawal.audit import AuditLog
 from kawal.db import Database
+from kawal.trips import ID_RE
 
-ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.x writes
 SALT_BYTES = 12
 HASH_BYTES = 64

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from kawal.db import Database
-
-ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+from kawal.trips import ID_RE
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:
@@ -43,7 +41,7 @@ class TrackerRegistry:
     def assign(self, tracker_id: str, crate_id: str | None, now: float | None = None) -> None:
         """Fix a tracker to a crate (None detaches it). Creates the tracker if needed."""
         for value, what in ((tracker_id, "tracker_id"), (crate_id, "crate_id")):
-            if value is not None and ID_PATTERN.fullmatch(value) is None:
+            if value is not None and ID_RE.fullmatch(value) is None:
                 raise ValueError(f"{what} must match [A-Za-z0-9._-]{{1,64}}: {value!r}")
         at = time.time() if now is None else now
         with self.db.write() as conn:

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field
 
 from devices.reading import Reading
 from kawal.timeutil import EPOCH_2000, parse_time
+from kawal.trips import ID_PATTERN
 
-TrackerId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+TrackerId = Annotated[str, Field(pattern=ID_PATTERN)]
 Number = StrictInt | StrictFloat
 MAX_FUTURE_S = 24 * 3600.0
 

@@ -108,7 +108,7 @@ class ReadingStore:
                     r.hdg,
                     r.bat,
                     r.seal,
-                    _extra_json(r.extra) if r.extra else None,
+                    _extra_json(r.extra),
                     received_at,
                 )
                 for r in readings

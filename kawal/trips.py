@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from typing import Annotated, Any
@@ -20,7 +21,9 @@ from pydantic import (
 from kawal.db import Database
 from kawal.timeutil import parse_time, rfc3339
 
+# Ids of trackers, crates and trips (CONTRACT: `[A-Za-z0-9._-]{1,64}`); one definition for every check.
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+ID_RE = re.compile(ID_PATTERN)
 Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 # In: RFC 3339 or Unix seconds (the schema says so); out: RFC 3339 UTC, by the serializers below.
 TimeIn = Annotated[

@@ -90,4 +90,4 @@ def get_track(
     if crate.tracker_id is None:
         return FixList(items=[])
     readings = ctx.readings.track(crate.tracker_id, t0, t1, limit)
-    return FixList(items=[track_point(r) for r in readings if r.has_position])
+    return FixList(items=[track_point(r) for r in readings])  # track() holds positions only
