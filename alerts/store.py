@@ -30,9 +30,9 @@ from alerts.model import (
     AlertType,
 )
 from kawal.audit import AuditLog, canonical_json
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.timeutil import rfc3339
+from storage import Database
 
 log = logging.getLogger(__name__)
 

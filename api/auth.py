@@ -21,7 +21,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kawal.audit import AuditLog
-from kawal.db import Database
+from storage import Database
 
 ENV_ADMIN_NAME = "admin-env"
 TOKEN_PREFIX = "kwl_"

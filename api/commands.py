@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
-from kawal.db import Database
+from storage import Database, is_url, open_database
 
 if TYPE_CHECKING:
     from api.manifest import Format
@@ -24,8 +24,7 @@ DB_OPTION = click.option(
     envvar="KAWAL_DB",
     default="./kawal.db",
     show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite database file (KAWAL_DB)",
+    help="SQLite database file, or a postgresql:// URL (KAWAL_DB)",
 )
 
 
@@ -36,10 +35,10 @@ def _default_actor() -> str:
         return "cli"
 
 
-def _open(db_path: Path) -> Database:
-    if not db_path.exists():
+def _open(db_path: str) -> Database:
+    if not is_url(db_path) and not Path(db_path).exists():
         raise click.ClickException(f"no database at {db_path} (set --db or KAWAL_DB)")
-    return Database(db_path)
+    return open_database(db_path)
 
 
 @click.group()
@@ -60,7 +59,7 @@ def trips() -> None:
 )
 @click.option("--actor", default=_default_actor, show_default="cli:<user>", help="name in the audit log")
 @click.option("--dry-run", is_flag=True, help="validate only; import nothing")
-def import_cmd(file: Path, db_path: Path, fmt: str, actor: str, dry_run: bool) -> None:
+def import_cmd(file: Path, db_path: str, fmt: str, actor: str, dry_run: bool) -> None:
     """Import trips from a CSV or GeoJSON manifest, one row or feature per trip.
 
     The whole file is checked first: if any row is invalid, each problem is printed with its line number
@@ -78,7 +77,7 @@ def import_cmd(file: Path, db_path: Path, fmt: str, actor: str, dry_run: bool) -
     if dry_run:
         click.echo(f"{file}: {len(items)} valid trip(s); nothing imported (--dry-run)")
         return
-    db = Database(db_path)
+    db = open_database(db_path)
     result = import_trips(db, items, actor=actor)
     click.echo(
         f"imported {len(result.trips)} trip(s) from {file} into {db_path}: "
@@ -96,11 +95,11 @@ def token() -> None:
 @click.option("--role", required=True, type=click.Choice(["viewer", "operator", "admin"]))
 @DB_OPTION
 @click.option("--actor", default=_default_actor, show_default="cli:<user>", help="name in the audit log")
-def token_create(name: str, role: str, db_path: Path, actor: str) -> None:
+def token_create(name: str, role: str, db_path: str, actor: str) -> None:
     """Create a token and print it. It is shown only this once: only its hash is stored."""
     from api.auth import TokenExists, TokenStore
 
-    store = TokenStore(Database(db_path))
+    store = TokenStore(open_database(db_path))
     try:
         secret = store.create(name, role, actor=actor)
     except (TokenExists, ValueError) as e:
@@ -116,7 +115,7 @@ def audit() -> None:
 
 @audit.command("verify")
 @DB_OPTION
-def audit_verify(db_path: Path) -> None:
+def audit_verify(db_path: str) -> None:
     """Check every record of the chain. Exit code 1 names the first broken record."""
     from kawal.audit import AuditLog
 

@@ -19,10 +19,10 @@ from api.auth import TokenStore
 from devices.reading import Reading
 from kawal.audit import AuditLog
 from kawal.clock import Clock, WallClock
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 from kawal.trips import Trip, TripRepository
+from storage import Database
 
 
 class ReadingSource(Protocol):

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kawal.audit import AuditLog
-from kawal.db import Database
 from kawal.trips import ID_RE, Trip, TripIn, TripRepository
+from storage import Database
 
 Format = Literal["auto", "csv", "geojson"]
 

@@ -18,7 +18,7 @@ off, so every request computes) is called in-process through Starlette's TestCli
 
 Both answers are compared (the same JSON, but for `at`) before anything is timed. Also measured:
 - the upgrade of a file from before the change (its trackers table rebuilt without the state columns,
-  then `Database(path)` adds and backfills them; the backfill must equal the state ingest kept);
+  then `SqliteDatabase(path)` adds and backfills them; the backfill must equal the state ingest kept);
 - ReadingStore.insert with and without the state upkeep (in-process, no MQTT);
 - the full ingest path of benchmarks/ingest.py (MQTT QoS 1 -> MqttConsumer -> IngestPipeline -> SQLite,
   NullDetector) with and without the upkeep, in interleaved rounds on one private mosquitto
@@ -51,9 +51,9 @@ from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCoun
 from devices.reading import Reading
 from ingest.readings import ReadingStore
 from kawal.clock import EventClock
-from kawal.db import Database
 from kawal.timeutil import rfc3339
 from kawal.trips import Trip, TripIn, TripRepository, bound_trip
+from storage.sqlite import SqliteDatabase
 from tests.api_harness import Harness, make_harness
 
 T0 = 1_732_060_800.0  # 2024-11-20T00:00:00Z
@@ -232,7 +232,7 @@ def _route(rng: random.Random, dest: tuple[float, float], points: int) -> list[l
 def build_fleet(path: Path, n: int, route_points: int, seed: int = 7) -> Harness:
     """The fleet described in the module docstring, in a new database at `path`."""
     rng = random.Random(seed)
-    db = Database(path)
+    db = SqliteDatabase(path)
     trips = TripRepository(db)
     store = ReadingStore(db)
     dests: list[tuple[float, float]] = []
@@ -399,7 +399,7 @@ def upgrade(src: Path, dst: Path) -> str:
     readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
     conn.close()
     t0 = time.perf_counter()
-    db = Database(dst)
+    db = SqliteDatabase(dst)
     dt = time.perf_counter() - t0
     got = {
         r[0]: tuple(r[1:])
@@ -443,7 +443,7 @@ def insert_cost(workdir: Path, rounds: int = 5) -> list[str]:
             order = [("without state", Stateless), ("with state", ReadingStore)]
             for label, cls in order if r % 2 == 0 else order[::-1]:
                 path = workdir / f"ins-{cls.__name__}-{r}-{len(bs)}.db"  # a fresh file for every run
-                db = Database(path)
+                db = SqliteDatabase(path)
                 store = cls(db)
                 total = sum(len(b) for b in bs)
                 t0 = time.perf_counter()
@@ -472,7 +472,7 @@ def ingest_run(
 
     create_session(broker.port, client_id)
     preload(broker.port, msgs)
-    db = Database(workdir / f"{client_id}.db")
+    db = SqliteDatabase(workdir / f"{client_id}.db")
     store = store_cls(db)
     metrics = Metrics()
     box: list[IngestPipeline] = []

@@ -43,9 +43,9 @@ from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.pipeline import Detector, IngestPipeline, NullDetector
 from ingest.readings import ReadingStore
 from kawal.clock import WallClock
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
+from storage.sqlite import SqliteDatabase
 from tests.servers import Mosquitto, VictoriaMetrics
 
 T0 = time.time() - 6 * 3600
@@ -229,7 +229,7 @@ def run_kawal(
     db_path = workdir / f"{client_id}.db"
     settings = Settings(mqtt_url=broker.url, mqtt_client_id=client_id, db=db_path)
     metrics = Metrics()
-    db = Database(db_path)
+    db = SqliteDatabase(db_path)
     store = ReadingStore(db)
     box: list[IngestPipeline] = []
     consumer = MqttConsumer(settings, broker.url, lambda m: box[0].submit(m), metrics)

@@ -31,15 +31,14 @@ def _files(f: Any) -> Any:
 
 
 def _db_option(f: Any) -> Any:
-    return click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
-                        help="Kawal's SQLite database (KAWAL_DB, default ./kawal.db)")(f)
+    return click.option("--db", help="Kawal's SQLite file or postgresql:// URL (KAWAL_DB, default ./kawal.db)")(f)
 
 
-def _open_db(db: Path | None) -> Any:
-    from kawal.db import Database
+def _open_db(db: str | None) -> Any:
     from kawal.settings import Settings
+    from storage import open_database
 
-    return Database(db if db is not None else Settings.model_validate({}).db)
+    return open_database(db if db is not None else Settings.model_validate({}).db)
 
 
 def _print_credentials(creds: Credentials, as_json: bool, extra: dict[str, Any]) -> None:
@@ -67,7 +66,7 @@ def devices() -> None:
 @_files
 @_db_option
 def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as_json: bool,
-        password_file: Path, acl_file: Path, db: Path | None) -> None:
+        password_file: Path, acl_file: Path, db: str | None) -> None:
     """Register TRACKER_ID and give it an MQTT account that may publish only to kawal/v1/TRACKER_ID/#."""
     prov = Provisioner(password_file, acl_file, _open_db(db))
     try:
@@ -101,7 +100,7 @@ def _account_from_url(url: str | None) -> tuple[str, str]:
 @_files
 @_db_option
 def add_service_account(name: str | None, rotate: bool, from_mqtt_url: bool, as_json: bool,
-                        password_file: Path, acl_file: Path, db: Path | None) -> None:
+                        password_file: Path, acl_file: Path, db: str | None) -> None:
     """Give Kawal itself (NAME, default `kawal`) an account that reads kawal/v1/# and owntracks/#."""
     from kawal.settings import Settings
 
@@ -129,7 +128,7 @@ def add_service_account(name: str | None, rotate: bool, from_mqtt_url: bool, as_
 @click.argument("username")
 @_files
 @_db_option
-def revoke(username: str, password_file: Path, acl_file: Path, db: Path | None) -> None:
+def revoke(username: str, password_file: Path, acl_file: Path, db: str | None) -> None:
     """Remove USERNAME's password and ACL entries (the registry keeps the tracker and its history)."""
     if not Provisioner(password_file, acl_file, _open_db(db)).revoke(username):
         raise click.ClickException(f"{username!r} is not in {password_file} or {acl_file}")
@@ -141,7 +140,7 @@ def revoke(username: str, password_file: Path, acl_file: Path, db: Path | None) 
 @click.option("--json", "as_json", is_flag=True, help="print JSON lines")
 @_files
 @_db_option
-def list_(as_json: bool, password_file: Path, acl_file: Path, db: Path | None) -> None:
+def list_(as_json: bool, password_file: Path, acl_file: Path, db: str | None) -> None:
     """List registered trackers and MQTT accounts, and whether each tracker has a password."""
     from devices.registry import TrackerRegistry
 

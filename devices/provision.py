@@ -36,8 +36,8 @@ from typing import Literal
 
 from devices.registry import TrackerRegistry
 from kawal.audit import AuditLog
-from kawal.db import Database
 from kawal.trips import ID_RE
+from storage import Database
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.x writes
 SALT_BYTES = 12

@@ -7,8 +7,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from kawal.db import Database
 from kawal.trips import ID_RE
+from storage import Database
 
 
 def _row(r: sqlite3.Row) -> dict[str, Any]:

@@ -30,9 +30,9 @@ from typing import Any
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
+from storage import Database
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from devices.registry import TrackerRegistry
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.readings import ReadingStore
 from kawal.clock import Clock, EventClock
-from kawal.db import Database
 from kawal.metrics import Metrics
+from storage import Database
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from devices.decode import Rejection
 from devices.reading import Reading
 from ingest import latest
 from ingest.latest import TrackerState
-from kawal.db import Database
+from storage import Database
 
 MAX_REJECTED_PAYLOAD = 4096
 

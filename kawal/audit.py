@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kawal.db import Database
+from storage import Database
 
 GENESIS_HASH = "0" * 64
 HEAD_KEY = "audit_head"

@@ -31,10 +31,10 @@ from ingest.readings import ReadingStore
 from kawal.audit import AuditLog
 from kawal.broker import EmbeddedBroker
 from kawal.clock import Clock, make_clock
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 from kawal.trips import Trip, TripRepository
+from storage import Database, open_database
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ class Service:
 
     def start(self) -> None:
         s = self.settings
-        db = Database(s.db)
+        db = open_database(s.db)
         self.db = db
         readings = ReadingStore(db)
         registry = TrackerRegistry(db)
@@ -195,7 +195,7 @@ class Service:
 
         if self.mqtt_url is None:
             # The embedded broker keeps its sessions next to the database, so they outlive a restart.
-            workdir = self.workdir or s.db.parent / f"{s.db.name}.broker"
+            workdir = self.workdir or Path(s.db).parent / f"{Path(s.db).name}.broker"
             self.broker = EmbeddedBroker(s, workdir)
             self.mqtt_url = self.broker.start()
             log.info("embedded %s broker on %s", self.broker.kind, self.mqtt_url)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,7 +29,13 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
 
-    db: Path = Field(Path("./kawal.db"), description="path of the embedded SQLite database")
+    db: str = Field("./kawal.db", description="path of the embedded SQLite database, or a postgresql:// URL")
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _db_as_text(cls, v: object) -> object:
+        # A path object is fine too; a URL cannot be a Path (it would lose the "//").
+        return os.fspath(v) if isinstance(v, os.PathLike) else v
 
     influx_url: str | None = None
     influx_token: SecretStr | None = None

@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from kawal.db import Database
 from kawal.timeutil import parse_time, rfc3339
+from storage import Database
 
 # Ids of trackers, crates and trips (CONTRACT: `[A-Za-z0-9._-]{1,64}`); one definition for every check.
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"

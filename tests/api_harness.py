@@ -28,10 +28,10 @@ from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.readings import ReadingStore
 from kawal.audit import AuditLog
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 from kawal.trips import TRIP_IN_EXAMPLE, Trip, TripRepository
+from storage.sqlite import SqliteDatabase
 from tests.servers import free_port
 
 ADMIN_TOKEN = "test-admin-token"
@@ -68,7 +68,7 @@ class Harness:
 
 
 def make_harness(tmp_path: Path, **app_kwargs: Any) -> Harness:
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     metrics = Metrics()
     audit = AuditLog(db)
     broadcaster = Broadcaster()

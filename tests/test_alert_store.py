@@ -14,12 +14,12 @@ from alerts.broadcast import Broadcaster
 from alerts.model import AlertAction, AlertEvent, AlertStatus, AlertType
 from alerts.store import AlertConflict, AlertNotFound, AlertStore
 from kawal.audit import AuditLog
-from kawal.db import Database
 from kawal.metrics import Metrics
+from storage.sqlite import SqliteDatabase
 
 
 def _store(tmp_path: Path, broadcaster: Broadcaster | None = None) -> AlertStore:
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     return AlertStore(db, AuditLog(db), broadcaster or Broadcaster(), Metrics())
 
 
@@ -76,7 +76,7 @@ def test_raise_creates_an_open_alert(tmp_path: Path) -> None:
 def test_concurrent_raises_make_exactly_one_unresolved_alert(tmp_path: Path) -> None:
     """Several threads, each on its own connection, raise the same (tracker, type) at once."""
     db_path = tmp_path / "kawal.db"
-    Database(db_path)
+    SqliteDatabase(db_path)
     threads_n, per_thread = 8, 15
     barrier = threading.Barrier(threads_n)
     ids: list[str] = []
@@ -84,7 +84,7 @@ def test_concurrent_raises_make_exactly_one_unresolved_alert(tmp_path: Path) -> 
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        db = Database(db_path)  # separate Database objects: nothing shared in Python but the file
+        db = SqliteDatabase(db_path)  # separate Database objects: nothing shared in Python but the file
         store = AlertStore(db, AuditLog(db), Broadcaster(), Metrics())
         barrier.wait()
         try:
@@ -203,7 +203,7 @@ def test_list_filters_and_order(tmp_path: Path) -> None:
         t[0] += 1
         return t[0]
 
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     store = AlertStore(db, AuditLog(db), Broadcaster(), Metrics(), now=clock)
     a = store.apply(_raise(AlertType.SEAL_BREAK, tracker="A", trip_id="T-A", crate_id="C-A"))
     b = store.apply(_raise(AlertType.LOW_BATTERY, tracker="B", trip_id="T-B", crate_id="C-B"))

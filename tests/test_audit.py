@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from kawal.audit import GENESIS_HASH, AuditLog, record_hash
 from kawal.cli import cli
-from kawal.db import Database
+from storage.sqlite import SqliteDatabase
 
 
-def _log(tmp_path: Path, n: int = 5) -> tuple[Database, AuditLog]:
-    db = Database(tmp_path / "kawal.db")
+def _log(tmp_path: Path, n: int = 5) -> tuple[SqliteDatabase, AuditLog]:
+    db = SqliteDatabase(tmp_path / "kawal.db")
     audit = AuditLog(db)
     for i in range(n):
         with db.write() as c:
@@ -24,7 +24,7 @@ def _log(tmp_path: Path, n: int = 5) -> tuple[Database, AuditLog]:
     return db, audit
 
 
-def _raw(db: Database) -> sqlite3.Connection:
+def _raw(db: SqliteDatabase) -> sqlite3.Connection:
     """A connection as someone editing the file would use, with the append-only triggers removed."""
     c = db.connect()
     c.execute("DROP TRIGGER IF EXISTS audit_no_update")
@@ -47,7 +47,7 @@ def test_records_chain_and_verify(tmp_path: Path) -> None:
 
 
 def test_append_needs_a_transaction(tmp_path: Path) -> None:
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     with pytest.raises(RuntimeError):
         AuditLog(db).append(db.conn(), "x", "y", "z", {})
 
@@ -91,7 +91,7 @@ def test_deleted_records_are_found(tmp_path: Path) -> None:
 
 
 def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     audit = AuditLog(db)
     barrier = threading.Barrier(6)
 

@@ -230,9 +230,9 @@ def test_mosquitto_files_are_mounted_and_shared_with_kawal(compose: dict[str, An
 def test_kawal_state_is_on_a_volume(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     s = settings_from({k: v for k, v in env_of(compose, "kawal").items() if k.startswith("KAWAL_")},
                       monkeypatch)
-    assert on_volume(compose, "kawal", str(s.db.parent))
+    assert on_volume(compose, "kawal", str(Path(s.db).parent))
     vol = next(rest for i, rest in dockerfile() if i == "VOLUME")
-    assert str(s.db.parent) in vol
+    assert str(Path(s.db).parent) in vol
 
 
 def test_influx_settings_match_the_influxdb_service(compose: dict[str, Any],

@@ -12,23 +12,23 @@ from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.influx import InfluxForwarder, line
 from ingest.readings import ReadingStore
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
+from storage.sqlite import SqliteDatabase
 from tests.servers import VictoriaMetrics, free_port, wait_for
 
 T = time.time() - 3600.0
 
 
-def store(db: Database, readings: list[Reading]) -> None:
+def store(db: SqliteDatabase, readings: list[Reading]) -> None:
     with db.write() as conn:
         TrackerRegistry(db).ensure(conn, {r.tracker_id for r in readings}, T)
         ReadingStore(db).insert(conn, readings, T)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "kawal.db")
+def db(tmp_path: Path) -> SqliteDatabase:
+    return SqliteDatabase(tmp_path / "kawal.db")
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def forwarders() -> Iterator[list[InfluxForwarder]]:
         f.stop()
 
 
-def start(db: Database, url: str, made: list[InfluxForwarder], batch: int = 5000) -> InfluxForwarder:
+def start(db: SqliteDatabase, url: str, made: list[InfluxForwarder], batch: int = 5000) -> InfluxForwarder:
     f = InfluxForwarder(db, Settings(influx_url=url, influx_batch_size=batch), Metrics())
     f.start()
     made.append(f)
@@ -61,7 +61,7 @@ def test_line_protocol() -> None:
 
 
 def test_forwards_with_crate_tag_and_resumes_from_its_mark(
-    db: Database, victoria: VictoriaMetrics, forwarders: list[InfluxForwarder]
+    db: SqliteDatabase, victoria: VictoriaMetrics, forwarders: list[InfluxForwarder]
 ) -> None:
     TrackerRegistry(db).assign("TRK-1", "JBG-KS-0001")
     store(
@@ -86,7 +86,7 @@ def test_forwards_with_crate_tag_and_resumes_from_its_mark(
 
 
 def test_server_down_at_start_then_up_drains_the_backlog(
-    db: Database, tmp_path: Path, forwarders: list[InfluxForwarder]
+    db: SqliteDatabase, tmp_path: Path, forwarders: list[InfluxForwarder]
 ) -> None:
     vm = VictoriaMetrics(tmp_path / "vm", port=free_port())
     store(db, [Reading(f"TRK-{i % 5}", T + i, -7.5, 112.2, i) for i in range(500)])
@@ -107,6 +107,6 @@ def test_server_down_at_start_then_up_drains_the_backlog(
         vm.stop()
 
 
-def test_needs_a_url(db: Database) -> None:
+def test_needs_a_url(db: SqliteDatabase) -> None:
     with pytest.raises(ValueError):
         InfluxForwarder(db, Settings(influx_url=None), Metrics())

@@ -13,9 +13,9 @@ from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.influx import InfluxForwarder
 from ingest.readings import ReadingStore
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
+from storage.sqlite import SqliteDatabase
 
 pytestmark = pytest.mark.docker
 
@@ -52,7 +52,7 @@ def influxdb2() -> Iterator[Any]:
 
 
 def test_readings_reach_influxdb2_with_string_seal(influxdb2: Any, tmp_path: Path) -> None:
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     t0 = time.time() - 3600
     TrackerRegistry(db).assign("TRK-1", "JBG-KS-0001")
     with db.write() as conn:

@@ -31,9 +31,9 @@ from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.pipeline import IngestPipeline, NullDetector
 from ingest.readings import ReadingStore
 from kawal.clock import WallClock
-from kawal.db import Database
 from kawal.metrics import Metrics
 from kawal.settings import Settings
+from storage.sqlite import SqliteDatabase
 from tests.servers import Mosquitto, VictoriaMetrics, wait_for
 
 T0 = time.time() - 86400.0  # readings from yesterday: valid, and inside VictoriaMetrics' retention
@@ -45,7 +45,7 @@ class IngestHarness:
     def __init__(self, db_path: Path, mqtt_url: str, influx_url: str | None = None, **settings: Any) -> None:
         self.settings = Settings(mqtt_url=mqtt_url, influx_url=influx_url, db=db_path, **settings)
         self.metrics = Metrics()
-        self.db = Database(db_path)
+        self.db = SqliteDatabase(db_path)
         self.readings = ReadingStore(self.db)
         self.registry = TrackerRegistry(self.db)
         self.consumer = MqttConsumer(self.settings, mqtt_url, self._submit, self.metrics)
@@ -397,7 +397,7 @@ def test_killed_while_publishing_then_restarted_loses_nothing(mosquitto: Mosquit
         producer.join(60)
         assert sent.is_set()
         wait_for(lambda: count_rows(db) >= total, what="every reading after the restart")
-        c = Database(db).conn()
+        c = SqliteDatabase(db).conn()
         assert c.execute("SELECT count(*) FROM readings").fetchone()[0] == total
         assert (
             c.execute("SELECT count(DISTINCT tracker_id || ':' || seq) FROM readings").fetchone()[0] == total
@@ -415,7 +415,7 @@ def test_killed_while_publishing_then_restarted_loses_nothing(mosquitto: Mosquit
 def count_rows(db: Path) -> int:
     if not db.exists():
         return 0
-    return int(Database(db).conn().execute("SELECT count(*) FROM readings").fetchone()[0])
+    return int(SqliteDatabase(db).conn().execute("SELECT count(*) FROM readings").fetchone()[0])
 
 
 def spawn_harness(mqtt_url: str, db: Path, influx_url: str | None = None) -> subprocess.Popen[bytes]:

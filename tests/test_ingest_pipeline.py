@@ -20,8 +20,8 @@ from ingest.mqtt import InboundMessage
 from ingest.pipeline import IngestPipeline, NullDetector
 from ingest.readings import ReadingStore
 from kawal.clock import Clock, EventClock, WallClock
-from kawal.db import Database
 from kawal.metrics import Metrics
+from storage.sqlite import SqliteDatabase
 
 NOW = time.time()
 
@@ -54,7 +54,7 @@ class Rig:
         tick: float = 1.0,
         store: ReadingStore | None = None,
     ) -> None:
-        self.db = Database(tmp / "kawal.db")
+        self.db = SqliteDatabase(tmp / "kawal.db")
         self.store = store or ReadingStore(self.db)
         self.registry = TrackerRegistry(self.db)
         self.metrics = Metrics()

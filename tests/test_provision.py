@@ -25,7 +25,7 @@ from devices.provision import (
     hash_password,
     verify_password,
 )
-from kawal.db import Database
+from storage.sqlite import SqliteDatabase
 from tests.servers import Mosquitto
 
 HASH_RE = re.compile(r"^\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==$")
@@ -98,7 +98,7 @@ class Client:
 @pytest.fixture
 def prov(tmp_path: Path) -> Provisioner:
     auth = tmp_path / "auth"
-    return Provisioner(auth / "passwd", auth / "acl", Database(tmp_path / "kawal.db"))
+    return Provisioner(auth / "passwd", auth / "acl", SqliteDatabase(tmp_path / "kawal.db"))
 
 
 def test_hash_format_matches_mosquitto_passwd(tmp_path: Path) -> None:
@@ -268,7 +268,7 @@ def test_cli_add_list_and_registry(tmp_path: Path) -> None:
     assert "JBG-KS-0007" in line and "yes" in line
     assert "service accounts: kawal" in r.stdout
 
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     row = db.conn().execute("SELECT crate_id FROM trackers WHERE tracker_id = 'TRK-0007'").fetchone()
     assert row["crate_id"] == "JBG-KS-0007"
     audit = db.conn().execute("SELECT action, subject, data FROM audit ORDER BY seq").fetchall()

@@ -27,20 +27,24 @@ from ingest.mqtt import InboundMessage
 from ingest.pipeline import IngestPipeline, NullDetector
 from ingest.readings import ReadingStore
 from kawal.clock import WallClock
-from kawal.db import SCHEMA, TRACKER_STATE_COLUMNS, Database
 from kawal.metrics import Metrics
 from kawal.trips import TripIn, TripRepository
+from storage.migrate import migrations
+from storage.sqlite import SqliteDatabase
+from storage.sqlite.legacy import TRACKER_STATE_COLUMNS
 from tests.api_harness import make_harness, trip_body
 
 T = 1_732_060_800.0
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(tmp_path / "kawal.db")
+def db(tmp_path: Path) -> SqliteDatabase:
+    return SqliteDatabase(tmp_path / "kawal.db")
 
 
-def insert(db: Database, store: ReadingStore, readings: Iterable[Reading], received_at: float = T) -> list[Reading]:
+def insert(
+    db: SqliteDatabase, store: ReadingStore, readings: Iterable[Reading], received_at: float = T
+) -> list[Reading]:
     with db.write() as conn:
         return store.insert(conn, list(readings), received_at)
 
@@ -61,7 +65,7 @@ def assert_matches_track(store: ReadingStore, trackers: Iterable[str]) -> None:
         assert store.state(t) == from_track(store, t), t
 
 
-def test_out_of_order_batches_only_move_forward(db: Database) -> None:
+def test_out_of_order_batches_only_move_forward(db: SqliteDatabase) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 100, -7.5, 112.2, seq=10, acc=5, spd=30, hdg=90, bat=80, seal="closed")])
     # A backlog of older readings arrives later: nothing of it is newer.
@@ -81,7 +85,7 @@ def test_out_of_order_batches_only_move_forward(db: Database) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_duplicates_change_nothing(db: Database) -> None:
+def test_duplicates_change_nothing(db: SqliteDatabase) -> None:
     s = ReadingStore(db)
     batch = [Reading("A", T + 1, -7.5, 112.2, seq=1, seal="closed"), Reading("A", T + 2, -7.6, 112.3, seq=2)]
     insert(db, s, batch + batch)  # duplicates inside the batch
@@ -91,7 +95,7 @@ def test_duplicates_change_nothing(db: Database) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_readings_without_fix_and_null_island_keep_the_last_fix(db: Database) -> None:
+def test_readings_without_fix_and_null_island_keep_the_last_fix(db: SqliteDatabase) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 1, -7.5, 112.2, seq=1, acc=4, bat=70)])
     insert(db, s, [Reading("A", T + 2, None, None, seq=2, bat=69), Reading("A", T + 3, 0.0, 0.0, seq=3, bat=68)])
@@ -110,7 +114,7 @@ def test_readings_without_fix_and_null_island_keep_the_last_fix(db: Database) ->
     assert_matches_track(s, ["B"])
 
 
-def test_seal_only_readings_move_the_seal_not_the_fix(db: Database) -> None:
+def test_seal_only_readings_move_the_seal_not_the_fix(db: SqliteDatabase) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 1, -7.5, 112.2, seq=1, seal="closed")])
     insert(db, s, [Reading("A", T + 5, seq=5, seal="open")])
@@ -121,7 +125,7 @@ def test_seal_only_readings_move_the_seal_not_the_fix(db: Database) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_same_time_is_ordered_by_counter(db: Database) -> None:
+def test_same_time_is_ordered_by_counter(db: SqliteDatabase) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T, -7.5, 112.2, seq=2, seal="closed")])
     insert(db, s, [Reading("A", T, -7.6, 112.3, seq=1, seal="open")])  # same time, lower counter: older
@@ -135,7 +139,7 @@ def test_same_time_is_ordered_by_counter(db: Database) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_state_rolls_back_with_the_readings(db: Database) -> None:
+def test_state_rolls_back_with_the_readings(db: SqliteDatabase) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 1, -7.5, 112.2, seq=1)])
     before = s.state("A")
@@ -146,7 +150,7 @@ def test_state_rolls_back_with_the_readings(db: Database) -> None:
     assert s.state("NEW") is None
 
 
-def test_random_batches_always_match_the_track(db: Database) -> None:
+def test_random_batches_always_match_the_track(db: SqliteDatabase) -> None:
     rng = random.Random(20241120)
     s = ReadingStore(db)
     trackers = [f"TRK-{i}" for i in range(6)]
@@ -175,7 +179,7 @@ def test_random_batches_always_match_the_track(db: Database) -> None:
         assert_matches_track(s, trackers)
 
 
-def test_registry_rows_keep_their_fields(db: Database) -> None:
+def test_registry_rows_keep_their_fields(db: SqliteDatabase) -> None:
     s, reg = ReadingStore(db), TrackerRegistry(db)
     reg.assign("A", "C-1", now=T - 10)
     with db.write() as conn:
@@ -199,7 +203,7 @@ def test_registry_rows_keep_their_fields(db: Database) -> None:
 
 
 def test_the_ingest_worker_keeps_the_state(tmp_path: Path) -> None:
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     store = ReadingStore(db)
     acked: list[int] = []
     p = IngestPipeline(
@@ -247,7 +251,8 @@ OLD_TRACKERS = """CREATE TABLE IF NOT EXISTS trackers (
 
 
 def old_schema() -> str:
-    """kawal/db.py's SCHEMA as it was before the state: the old trackers table, without its index."""
+    """The base schema as it was before the state: the old trackers table, without its index."""
+    SCHEMA = migrations("sqlite")[0].sql
     start = SCHEMA.index("CREATE TABLE IF NOT EXISTS trackers (")
     end = SCHEMA.index(");", start) + 3
     old = SCHEMA[:start] + OLD_TRACKERS + SCHEMA[end:]
@@ -295,7 +300,7 @@ def old_readings(rng: random.Random) -> list[Reading]:
 def test_an_old_file_is_upgraded_and_backfilled_on_open(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     make_old_file(path, old_readings(random.Random(7)))
-    db = Database(path)
+    db = SqliteDatabase(path)
     columns = {r[1] for r in db.conn().execute("PRAGMA table_info(trackers)")}
     assert {c for c, _ in TRACKER_STATE_COLUMNS} <= columns
     store, reg = ReadingStore(db), TrackerRegistry(db)
@@ -314,7 +319,7 @@ def test_an_old_file_is_upgraded_and_backfilled_on_open(tmp_path: Path) -> None:
     assert b is not None and b["created_at"] == first_b
     # The upgraded file goes on like a new one, and opening it again changes nothing.
     insert(db, store, [Reading("A", T + 1000, -7.1, 112.1, seq=999, seal="tampered")])
-    again = Database(path)
+    again = SqliteDatabase(path)
     assert_matches_track(ReadingStore(again), ["A", "B", "C"])
     state = store.state("A")
     assert state is not None and state.seal == ("tampered", T + 1000)
@@ -327,7 +332,7 @@ def test_processes_opening_an_old_file_at_once_upgrade_it_once(tmp_path: Path) -
 
     def open_it() -> None:
         try:
-            Database(path)
+            SqliteDatabase(path)
         except BaseException as e:
             errors.append(e)
 
@@ -337,7 +342,7 @@ def test_processes_opening_an_old_file_at_once_upgrade_it_once(tmp_path: Path) -
     for t in threads:
         t.join(30)
     assert errors == []
-    assert_matches_track(ReadingStore(Database(path)), ["A", "B", "C"])
+    assert_matches_track(ReadingStore(SqliteDatabase(path)), ["A", "B", "C"])
 
 
 def test_the_crate_view_of_an_upgraded_file_is_not_empty(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from api.auth import Role, TokenStore
 from api.manifest import ManifestError, import_trips, parse_manifest, parse_route
 from kawal.audit import AuditLog
 from kawal.cli import cli
-from kawal.db import Database
 from kawal.trips import TripRepository
+from storage.sqlite import SqliteDatabase
 
 HEADER = (
     "trip_id,crate_id,tracker_id,origin_name,origin_lat,origin_lon,destination_name,destination_lat,"
@@ -46,7 +46,7 @@ def test_route_formats() -> None:
 def test_csv_import(tmp_path: Path) -> None:
     items = parse_manifest(_csv(ROW_WKT, "", ROW_LATLON), filename="m.csv")
     assert [i for i, _ in items] == ["T-1", "T-2"]
-    db = Database(tmp_path / "kawal.db")
+    db = SqliteDatabase(tmp_path / "kawal.db")
     result = import_trips(db, items, actor="cli:budi")
     assert (result.created, result.updated) == (2, 0)
     t1 = TripRepository(db).get("T-1")
@@ -92,7 +92,7 @@ def test_bad_rows_are_named_and_nothing_is_imported(tmp_path: Path) -> None:
     assert out.exit_code == 1
     assert f"{path}: line 3: " in out.output and f"{path}: line 7: " in out.output
     assert "nothing was imported" in out.output
-    assert TripRepository(Database(db_path)).list() == []
+    assert TripRepository(SqliteDatabase(db_path)).list() == []
 
 
 def test_multiline_cells_keep_line_numbers() -> None:
@@ -144,11 +144,11 @@ def test_geojson_import(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["trips", "import", str(path), "--db", str(db_path), "--actor", "ops-kpu"])
     assert out.exit_code == 0, out.output
     assert "imported 2 trip(s)" in out.output and "2 created, 0 replaced" in out.output
-    repo = TripRepository(Database(db_path))
+    repo = TripRepository(SqliteDatabase(db_path))
     g1 = repo.get("G-1")
     assert g1 is not None and g1.route == [(-7.546, 112.233), (-7.59, 112.22)]  # [lon, lat] -> [lat, lon]
     assert g1.destination.name == "PPS Kayangan" and g1.max_stop_min == 5
-    assert [r.actor for r in AuditLog(Database(db_path)).records()] == ["ops-kpu", "ops-kpu"]
+    assert [r.actor for r in AuditLog(SqliteDatabase(db_path)).records()] == ["ops-kpu", "ops-kpu"]
 
 
 def test_geojson_bad_features_by_index() -> None:
@@ -191,7 +191,7 @@ def test_token_create_command(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     token = out.output.splitlines()[0].strip()
     assert token.startswith("kwl_")
-    principal = TokenStore(Database(db_path)).lookup(token)
+    principal = TokenStore(SqliteDatabase(db_path)).lookup(token)
     assert principal is not None and (principal.name, principal.role) == ("ops-budi", Role.OPERATOR)
     assert token not in (db_path.read_bytes().decode("latin-1"))  # only the hash is on disk
     dup = runner.invoke(
@@ -200,4 +200,4 @@ def test_token_create_command(tmp_path: Path) -> None:
     assert dup.exit_code == 1 and "already exists" in dup.output
     bad = runner.invoke(cli, ["token", "create", "--name", "x", "--role", "root", "--db", str(db_path)])
     assert bad.exit_code == 2
-    assert [r.action for r in AuditLog(Database(db_path)).records()] == ["token.create"]
+    assert [r.action for r in AuditLog(SqliteDatabase(db_path)).records()] == ["token.create"]

@@ -1,0 +1,28 @@
+"""Storage: the schema (``migrations/``), its runner, and one package per kind of backend.
+
+``open_database(target)`` opens SQLite for a path (the embedded default) and PostgreSQL for a
+``postgresql://`` URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.base import Connection, Cursor, Database, Dialect
+
+__all__ = ["Connection", "Cursor", "Database", "Dialect", "is_url", "open_database"]
+
+
+def is_url(target: str | Path) -> bool:
+    return str(target).startswith(("postgresql://", "postgres://"))
+
+
+def open_database(target: str | Path) -> Database:
+    """The store named by ``KAWAL_DB``: a SQLite file path, or a ``postgresql://`` URL."""
+    if is_url(target):
+        from storage.postgres import PostgresDatabase
+
+        return PostgresDatabase(str(target))
+    from storage.sqlite import SqliteDatabase
+
+    return SqliteDatabase(target)

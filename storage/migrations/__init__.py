@@ -1,0 +1,1 @@
+"""Numbered schema migrations (see storage/migrate.py for the format)."""
