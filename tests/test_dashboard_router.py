@@ -65,6 +65,21 @@ def test_unchanged_assets_answer_304(client: TestClient) -> None:
     assert again.status_code == 304 and again.content == b""
 
 
+def test_every_imported_module_is_served(client: TestClient) -> None:
+    # The page's scripts are ES modules importing each other: follow the imports from the entry point.
+    seen: set[str] = set()
+    todo = ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        r = client.get(f"/static/dashboard/{name}")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/javascript"), name
+        todo += re.findall(r'^(?:import|export)\b[^;]*?\bfrom "\./([\w.]+\.js)";', r.text, re.M)
+    assert seen == {p.name for p in DASHBOARD_DIR.glob("*.js")}, "a script is never loaded, or missing"
+
+
 @pytest.mark.parametrize(
     "path",
     [
@@ -103,8 +118,24 @@ def test_translations_have_the_same_keys() -> None:
 
 def test_package_data_holds_every_asset() -> None:
     # pyproject's package-data globs are flat per package: assets must sit next to router.py.
-    for name in ["index.html", "app.js", "api.js", "i18n.js", "mapview.js", "style.css", "favicon.svg",
-                 "i18n_id.json", "i18n_en.json"]:
+    for name in [
+        "index.html",
+        "app.js",
+        "state.js",
+        "session.js",
+        "live.js",
+        "board.js",
+        "crate.js",
+        "fleet.js",
+        "views.js",
+        "api.js",
+        "i18n.js",
+        "mapview.js",
+        "style.css",
+        "favicon.svg",
+        "i18n_id.json",
+        "i18n_en.json",
+    ]:
         assert (DASHBOARD_DIR / name).is_file(), name
     assert not [p for p in DASHBOARD_DIR.iterdir() if p.is_dir() and p.name != "__pycache__"]
     assert Path(DASHBOARD_DIR / "__init__.py").is_file()
