@@ -1,10 +1,10 @@
 """The materialised latest state of each tracker: last seen, latest fix, latest seal report.
 
-Kept in the `trackers` table (columns in storage/migrations/0001_base.sql) by `ReadingStore.insert`, in the transaction that
-stores the readings, so it is exactly as durable as they are. Per batch, the per-tracker maxima are folded
-in Python, then one UPSERT per tracker moves each part forward only: event time (ts, then seq) decides, so
-a late, older reading never overwrites a newer state, and the result is what `ReadingStore.latest`,
-`latest_fix` and `last_seal` return from the track.
+Kept in the `trackers` table (columns in storage/migrations/0001_base.sql) by `ReadingStore.insert`, in the
+transaction that stores the readings, so it is exactly as durable as they are. Per batch, the per-tracker
+maxima are folded in Python, then one UPSERT per tracker moves each part forward only: event time (ts, then
+seq) decides, so a late, older reading never overwrites a newer state, and the result is what
+`ReadingStore.latest`, `latest_fix` and `last_seal` return from the track.
 """
 
 from __future__ import annotations
