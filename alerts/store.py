@@ -1,4 +1,4 @@
-"""Alerts in SQLite with their lifecycle (CONTRACT 2.3): open -> acknowledged -> resolved.
+"""Alerts in the database with their lifecycle (CONTRACT 2.3): open -> acknowledged -> resolved.
 
 "At most one unresolved alert per (tracker, type)" is the partial unique index ``alerts_one_open``; a
 raise is one ``INSERT ... ON CONFLICT ... DO UPDATE`` against it, so racing raises from several threads or
@@ -13,7 +13,6 @@ import builtins
 import json
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from alerts.model import (
 from kawal.audit import AuditLog, canonical_json
 from kawal.metrics import Metrics
 from kawal.timeutil import rfc3339
-from storage import Database
+from storage import Connection, Database
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +54,12 @@ ON CONFLICT (tracker_id, type) WHERE status != 'resolved' DO UPDATE SET
     crate_id = coalesce(excluded.crate_id, alerts.crate_id),
     updated_at = excluded.updated_at,
     last_ts = excluded.last_ts
-WHERE alerts.details IS NOT excluded.details
-   OR excluded.last_ts IS NOT coalesce(alerts.last_ts, alerts.ts)
-   OR (excluded.lat IS NOT NULL AND (alerts.lat IS NOT excluded.lat OR alerts.lon IS NOT excluded.lon))
-   OR (excluded.trip_id IS NOT NULL AND alerts.trip_id IS NOT excluded.trip_id)
-   OR (excluded.crate_id IS NOT NULL AND alerts.crate_id IS NOT excluded.crate_id)
+WHERE alerts.details IS DISTINCT FROM excluded.details
+   OR excluded.last_ts IS DISTINCT FROM coalesce(alerts.last_ts, alerts.ts)
+   OR (excluded.lat IS NOT NULL
+       AND (alerts.lat IS DISTINCT FROM excluded.lat OR alerts.lon IS DISTINCT FROM excluded.lon))
+   OR (excluded.trip_id IS NOT NULL AND alerts.trip_id IS DISTINCT FROM excluded.trip_id)
+   OR (excluded.crate_id IS NOT NULL AND alerts.crate_id IS DISTINCT FROM excluded.crate_id)
 RETURNING *
 """
 
@@ -104,7 +104,7 @@ class AlertStore:
         now = self._now()
         with self.db.write() as c:
             row = c.execute(
-                "SELECT * FROM alerts WHERE tracker_id = ? AND type = ? AND status != 'resolved'",
+                f"SELECT * FROM alerts WHERE tracker_id = ? AND type = ? AND status != 'resolved'{self.db.row_lock}",
                 (ev.tracker_id, str(ev.type)),
             ).fetchone()
             if row is None:
@@ -126,7 +126,7 @@ class AlertStore:
     def _act(self, alert_id: str, actor: str, note: str | None, status: AlertStatus, action: str) -> Alert:
         now = self._now()
         with self.db.write() as c:
-            row = c.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+            row = c.execute(f"SELECT * FROM alerts WHERE id = ?{self.db.row_lock}", (alert_id,)).fetchone()
             if row is None:
                 raise AlertNotFound(alert_id)
             if row["status"] == AlertStatus.RESOLVED:
@@ -185,8 +185,8 @@ class AlertStore:
 
     def _transition(
         self,
-        c: sqlite3.Connection,
-        row: sqlite3.Row,
+        c: Connection,
+        row: Any,
         status: AlertStatus,
         actor: str,
         action: str,
@@ -202,14 +202,16 @@ class AlertStore:
         return self._record(c, alert, actor, action, note, now)
 
     def _record(
-        self, c: sqlite3.Connection, alert: Alert, actor: str, action: str, note: str | None, now: float
+        self, c: Connection, alert: Alert, actor: str, action: str, note: str | None, now: float
     ) -> tuple[int, Alert, str]:
         """The event row (stream id) and the audit record of one change, in the caller's transaction."""
         data = alert.model_dump_json()
-        cur = c.execute(
-            "INSERT INTO alert_events (alert_id, at, alert) VALUES (?, ?, ?)", (alert.id, now, data)
+        event_id = int(
+            c.execute(
+                "INSERT INTO alert_events (alert_id, at, alert) VALUES (?, ?, ?) RETURNING event_id",
+                (alert.id, now, data),
+            ).fetchone()[0]
         )
-        event_id = int(cur.lastrowid or 0)
         self.audit.append(
             c,
             actor,
@@ -329,7 +331,7 @@ def _entry(
     return e
 
 
-def _history(row: sqlite3.Row) -> list[dict[str, Any]]:
+def _history(row: Any) -> list[dict[str, Any]]:
     try:
         h = json.loads(row["history"] or "[]")
     except ValueError:
@@ -344,7 +346,7 @@ def _trim(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [history[0], *history[-(HISTORY_LIMIT - 1) :]]
 
 
-def _row_alert(row: sqlite3.Row, history: list[dict[str, Any]] | None = None) -> Alert:
+def _row_alert(row: Any, history: list[dict[str, Any]] | None = None) -> Alert:
     entries = _history(row) if history is None else history
     return Alert(
         id=row["id"],

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kawal.audit import AuditLog
-from storage import Database
+from storage import Database, IntegrityError
 
 ENV_ADMIN_NAME = "admin-env"
 TOKEN_PREFIX = "kwl_"
@@ -93,7 +92,7 @@ class TokenStore:
                 self.audit.append(
                     c, actor, "token.create", f"token:{name}", {"name": name, "role": str(role)}
                 )
-        except sqlite3.IntegrityError as e:
+        except IntegrityError as e:
             raise TokenExists(f"a token named {name!r} already exists") from e
         return token
 

@@ -16,9 +16,7 @@ did not change since the last computation keeps its row and its built `Crate`.
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,10 +25,13 @@ from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Any
 
+import orjson
+
 from api.deps import AppContext
 from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Fix, Summary, TrackPoint
 from devices.reading import Reading
 from kawal.timeutil import parse_time, rfc3339
+from storage import Connection
 
 EARTH_RADIUS_M = 6_371_008.8
 
@@ -42,14 +43,10 @@ _K_STATE = (
     " k.seal, k.seal_ts"
 )
 _LAST_SEEN, _FIX_TS, _LAT, _LON, _ACC, _SPD, _HDG, _BAT, _SEAL, _SEAL_TS = range(1, 11)
-# What the view needs from a trip's body; depart_after too, so it is exactly the Trip's (milliseconds).
-_TRIP_INFO = (
-    "t.trip_id, t.crate_id, t.tracker_id, json_extract(t.body, '$.depart_after'),"
-    " json_extract(t.body, '$.destination.name'), json_extract(t.body, '$.destination.lat'),"
-    " json_extract(t.body, '$.destination.lon'), json_extract(t.body, '$.destination.radius_m'),"
-    " json_type(t.body, '$.district'), json_extract(t.body, '$.district')"
-)
-_N_TRIP_INFO = 10
+# What the view needs of a trip: its keys and its body (the rest is read from the JSON in _trip_info, once
+# per version of the trip); depart_after from the body too, so it is exactly the Trip's (milliseconds).
+_TRIP_INFO = "t.trip_id, t.crate_id, t.tracker_id, t.body"
+_N_TRIP_INFO = 4
 # A trip's version: any change through TripRepository sets updated_at (all served by index trips_view).
 _STAMP = "t.trip_id, t.updated_at, t.crate_id, t.tracker_id"
 _N_STAMP = 4
@@ -89,30 +86,29 @@ class TripInfo:
     district: str  # the trip's `district` field, else its destination's name
 
 
-def _district(json_type: str | None, value: Any, destination: str) -> str:
+def _district(value: Any, destination: str) -> str:
     """The trip's `district` field as Trip.model_extra has it (str() of the JSON value) when present and
     not empty, else the destination's name."""
-    if json_type is None or json_type == "null" or (json_type == "text" and value == ""):
+    if value is None or value == "":
         return destination
-    if json_type in ("true", "false"):
-        return str(json_type == "true")
-    if json_type in ("object", "array"):
-        return str(json.loads(value))  # json_extract gives these as JSON text
     return str(value)
 
 
 def _trip_info(r: Sequence[Any]) -> TripInfo:
-    dest = str(r[4])
+    """TripInfo from the _TRIP_INFO columns."""
+    body = orjson.loads(r[3])
+    d = body["destination"]
+    dest = str(d["name"])
     return TripInfo(
         str(r[0]),
         str(r[1]),
         str(r[2]),
-        parse_time(r[3]),
+        parse_time(body["depart_after"]),
         dest,
-        float(r[5]),
-        float(r[6]),
-        float(r[7]),
-        _district(r[8], r[9], dest),
+        float(d["lat"]),
+        float(d["lon"]),
+        float(d["radius_m"]),
+        _district(body.get("district"), dest),
     )
 
 
@@ -134,14 +130,13 @@ class TripInfoCache:
         # trip_id -> ((updated_at, crate_id, tracker_id), TripInfo)
         self._info: dict[str, tuple[tuple[Any, ...], TripInfo]] = {}
 
-    def resolve(self, conn: sqlite3.Connection, trips: Sequence[Sequence[Any]]) -> dict[str, TripInfo]:
+    def resolve(self, conn: Connection, trips: Sequence[Sequence[Any]]) -> dict[str, TripInfo]:
         """TripInfo of the trips whose _STAMP columns are `trips`; re-reads the bodies that changed.
         Run it in the read transaction that gave `trips`, so every one of them is found."""
         info = self._info
         stale = [r[0] for r in trips if (hit := info.get(r[0])) is None or hit[0] != r[1:_N_STAMP]]
         if stale:
-            cur = conn.cursor()
-            cur.row_factory = None
+            cur = conn.plain_cursor()
             if len(stale) > len(trips) // 2:
                 self._store(cur.execute(f"SELECT {_STAMP}, {_TRIP_INFO} FROM trips t"))
             else:
@@ -264,17 +259,17 @@ def _row(
     return CrateRow(crate_id, tracker_id, trip, state, n_open, tracker_state)
 
 
-def _registry_crates(
-    conn: sqlite3.Connection | sqlite3.Cursor, crate_id: str | None = None
-) -> list[tuple[str, str, tuple[Any, ...]]]:
+def _registry_crates(conn: Any, crate_id: str | None = None) -> list[tuple[str, str, tuple[Any, ...]]]:
     """(crate, tracker, tracker state) for crates bound to a tracker in the registry: the first tracker by
-    id when several are bound to one crate (the bare columns of min() come from that row)."""
+    id when several are bound to one crate (chosen here, so it is the same whatever the collation)."""
     where = "k.crate_id IS NOT NULL AND k.crate_id != ''" + (" AND k.crate_id = ?" if crate_id else "")
-    rows = conn.execute(
-        f"SELECT k.crate_id, min(k.tracker_id), {_K_STATE} FROM trackers k WHERE {where} GROUP BY k.crate_id",
-        (crate_id,) if crate_id else (),
-    )
-    return [(str(r[0]), str(r[1]), tuple(r[2:])) for r in rows]
+    rows = conn.execute(f"SELECT k.crate_id, {_K_STATE} FROM trackers k WHERE {where}", (crate_id,) if crate_id else ())
+    first: dict[str, tuple[Any, ...]] = {}
+    for r in rows:
+        crate, state = str(r[0]), tuple(r[1:])
+        if (had := first.get(crate)) is None or state[0] < had[0]:
+            first[crate] = state
+    return sorted((crate, str(state[0]), state) for crate, state in first.items())
 
 
 @dataclass(slots=True)
@@ -307,14 +302,9 @@ def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fl
     changed since `trips` last saw them, registry bindings, open alerts per tracker. A crate equal to its
     row in `previous` keeps the Crate built for it there."""
     now = ctx.clock.now()
-    conn = ctx.db.conn()
     trips = trips if trips is not None else TripInfoCache()
-    cur = conn.cursor()
-    cur.row_factory = None  # plain tuples: the fleet is many rows
-    own_tx = not conn.in_transaction
-    if own_tx:
-        conn.execute("BEGIN")  # one snapshot for the four queries
-    try:
+    with ctx.db.read() as conn:  # one snapshot for the four queries
+        cur = conn.plain_cursor()  # plain tuples: the fleet is many rows
         joined = cur.execute(
             f"SELECT {_STAMP}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
             " ORDER BY t.crate_id, t.depart_after, t.trip_id"
@@ -322,9 +312,6 @@ def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fl
         info = trips.resolve(conn, joined)
         registry = _registry_crates(cur)
         open_counts = ctx.alerts.open_counts()
-    finally:
-        if own_tx:
-            conn.execute("COMMIT")
     # A crate with one trip whose joined row, trip body and open alerts are as they were, and for which
     # `now` crossed no departure, is the same as before: its row (and its built Crate) is taken over as is,
     # so a steady fleet costs a comparison per crate. Anything else is computed again.

@@ -25,7 +25,6 @@ import hmac
 import os
 import re
 import secrets
-import sqlite3
 import stat
 import tempfile
 import time
@@ -37,7 +36,7 @@ from typing import Literal
 from devices.registry import TrackerRegistry
 from kawal.audit import AuditLog
 from kawal.trips import ID_RE
-from storage import Database
+from storage import Connection, Database
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.x writes
 SALT_BYTES = 12
@@ -374,7 +373,7 @@ class Provisioner:
             self._append_audit(c, action, subject, data)
 
     def _append_audit(
-        self, conn: sqlite3.Connection, action: str, subject: str, data: dict[str, object]
+        self, conn: Connection, action: str, subject: str, data: dict[str, object]
     ) -> None:
         # The audit log is the chain of custody: who gave which tracker credentials, never the password.
         assert self.db is not None

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from kawal.trips import ID_RE
-from storage import Database
+from storage import Connection, Database
 
 
-def _row(r: sqlite3.Row) -> dict[str, Any]:
+def _row(r: Any) -> dict[str, Any]:
     return {
         "tracker_id": r["tracker_id"],
         "crate_id": r["crate_id"],
@@ -25,12 +24,14 @@ class TrackerRegistry:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def ensure(self, conn: sqlite3.Connection, tracker_ids: Iterable[str], now: float) -> None:
+    def ensure(self, conn: Connection, tracker_ids: Iterable[str], now: float) -> None:
         """Register trackers (provisioning), inside the caller's transaction; known ones are unchanged."""
         rows = [(t, now) for t in set(tracker_ids)]
-        conn.executemany("INSERT OR IGNORE INTO trackers (tracker_id, created_at) VALUES (?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO trackers (tracker_id, created_at) VALUES (?, ?) ON CONFLICT (tracker_id) DO NOTHING", rows
+        )
 
-    def set_status(self, conn: sqlite3.Connection, tracker_id: str, status: str, at: float) -> None:
+    def set_status(self, conn: Connection, tracker_id: str, status: str, at: float) -> None:
         """Record an online/offline status message, inside the caller's transaction."""
         conn.execute(
             "INSERT INTO trackers (tracker_id, status, status_at, created_at) VALUES (?, ?, ?, ?) "

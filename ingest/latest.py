@@ -9,12 +9,12 @@ seq) decides, so a late, older reading never overwrites a newer state, and the r
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from devices.reading import Reading, SealState
+from storage import Connection
 
 # Whether the batch's part is newer than the stored one, in the (ts, seq) order of the track.
 _NEWER_FIX = (
@@ -88,7 +88,7 @@ def fold(readings: Iterable[Reading], now: float) -> list[tuple[Any, ...]]:
     return rows
 
 
-def advance(conn: sqlite3.Connection, readings: Iterable[Reading], now: float) -> int:
+def advance(conn: Connection, readings: Iterable[Reading], now: float) -> int:
     """Move the stored state forward by newly stored readings, inside the caller's write transaction.
 
     Creates the registry row of a tracker seen for the first time (created_at = now). Returns the number
@@ -109,7 +109,7 @@ def state_from_row(r: Any) -> TrackerState:
     return TrackerState(r[0], r[1], fix, seal)
 
 
-def read_state(conn: sqlite3.Connection, tracker_id: str) -> TrackerState | None:
+def read_state(conn: Connection, tracker_id: str) -> TrackerState | None:
     """The stored state of one tracker; None for a tracker with no registry row."""
     r = conn.execute(f"SELECT {STATE_COLUMNS} FROM trackers WHERE tracker_id = ?", (tracker_id,)).fetchone()
     return None if r is None else state_from_row(r)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -29,7 +28,7 @@ from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.readings import ReadingStore
 from kawal.clock import Clock, EventClock
 from kawal.metrics import Metrics
-from storage import Database
+from storage import Database, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +273,7 @@ class IngestPipeline:
         while True:
             try:
                 return self._store(items, now)
-            except sqlite3.OperationalError as e:
+            except OperationalError as e:
                 log.error("storing %d messages failed (%s); retrying in %.1fs", len(items), e, delay)
             if self._abort.wait(delay):
                 return None
@@ -283,7 +282,7 @@ class IngestPipeline:
     def _store(self, items: list[_Item], now: float) -> list[Reading]:
         try:
             return self._store_tx(items, now)
-        except sqlite3.OperationalError:
+        except OperationalError:
             raise
         except Exception:
             if len(items) == 1:

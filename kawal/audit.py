@@ -12,13 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from storage import Database
+from storage import Connection, Database
 
 GENESIS_HASH = "0" * 64
 HEAD_KEY = "audit_head"
@@ -78,12 +77,18 @@ class AuditLog:
         self._now = now
 
     def append(
-        self, conn: sqlite3.Connection, actor: str, action: str, subject: str, data: Any = None
+        self, conn: Connection, actor: str, action: str, subject: str, data: Any = None
     ) -> AuditRecord:
         """Add one record. `conn` must be in a write transaction (``Database.write()``), which serialises
         appends, so the chain never forks."""
         if not conn.in_transaction:
             raise RuntimeError("AuditLog.append needs the caller's write transaction")
+        # Lock the head row first: on PostgreSQL this orders concurrent appenders (the next one reads the
+        # chain after this commit); on SQLite the write transaction already holds the only write lock.
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '') ON CONFLICT (key) DO UPDATE SET value = meta.value",
+            (HEAD_KEY,),
+        )
         row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (1, GENESIS_HASH) if row is None else (int(row[0]) + 1, str(row[1]))
         at = self._now()
@@ -113,9 +118,7 @@ class AuditLog:
 
     def verify(self) -> VerifyResult:
         """Re-check every record in order, in one read snapshot. Names the first record that is wrong."""
-        conn = self.db.connect()
-        try:
-            conn.execute("BEGIN")  # one consistent snapshot while the service keeps appending
+        with self.db.read() as conn:  # one consistent snapshot while the service keeps appending
             prev_hash, expected_seq, checked = GENESIS_HASH, 1, 0
             after = 0
             while True:
@@ -184,12 +187,9 @@ class AuditLog:
             elif checked:
                 return VerifyResult(False, checked, checked, "the head of the chain is missing")
             return VerifyResult(True, checked, head_hash=prev_hash if checked else None)
-        finally:
-            conn.rollback()
-            conn.close()
 
 
-def _row_record(r: sqlite3.Row) -> AuditRecord:
+def _row_record(r: Any) -> AuditRecord:
     return AuditRecord(
         seq=int(r["seq"]),
         at=float(r["at"]),

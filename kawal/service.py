@@ -111,7 +111,9 @@ class SerialDetector:
             upto = self.readings.max_id()
         with self.db.write() as c:
             c.execute(
-                "INSERT OR REPLACE INTO detector_state (id, reading_id, state, saved_at) VALUES (1, ?, ?, ?)",
+                "INSERT INTO detector_state (id, reading_id, state, saved_at) VALUES (1, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET reading_id = excluded.reading_id, state = excluded.state,"
+                " saved_at = excluded.saved_at",
                 (upto, state, time.time()),
             )
         self._last_snapshot = time.monotonic()

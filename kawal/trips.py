@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
+import sys
 import time
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from pydantic import (
 )
 
 from kawal.timeutil import parse_time, rfc3339
-from storage import Database
+from storage import Connection, Database
 
 # Ids of trackers, crates and trips (CONTRACT: `[A-Za-z0-9._-]{1,64}`); one definition for every check.
 ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -42,6 +42,8 @@ DEFAULT_MAX_SILENCE_MIN = 15.0
 DEFAULT_ZONE_RADIUS_M = 150.0
 DEFAULT_STOP_RADIUS_M = 100.0
 _BOOKKEEPING = frozenset({"trip_id", "created_at", "updated_at"})
+# LIMIT with an OFFSET but no limit: both backends take the largest BIGINT as "all rows".
+_NO_LIMIT = sys.maxsize
 
 
 # Trip times must be representable as RFC 3339 (years 1970 to 9999).
@@ -163,7 +165,7 @@ class Trip(TripIn):
 
 
 class TripRepository:
-    """Trips in SQLite. Readers get Trip objects; times are stored as Unix seconds."""
+    """Trips in the database. Readers get Trip objects; times are stored as Unix seconds."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -174,7 +176,7 @@ class TripRepository:
         with self.db.write() as c:
             return self.put_in(c, trip_id, body, now)
 
-    def put_in(self, c: sqlite3.Connection, trip_id: str, body: TripIn, now: float) -> tuple[Trip, bool]:
+    def put_in(self, c: Connection, trip_id: str, body: TripIn, now: float) -> tuple[Trip, bool]:
         """`put` inside the caller's write transaction (bulk imports, audit records in the same commit)."""
         row = c.execute("SELECT created_at FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
         created_at = row["created_at"] if row else now
@@ -182,8 +184,11 @@ class TripRepository:
         fields = {k: v for k, v in body.model_dump(mode="json").items() if k not in _BOOKKEEPING}
         trip = Trip(**fields, trip_id=trip_id, created_at=created_at, updated_at=now)
         c.execute(
-            "INSERT OR REPLACE INTO trips (trip_id, tracker_id, crate_id, depart_after, arrive_by, body,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO trips (trip_id, tracker_id, crate_id, depart_after, arrive_by, body,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trip_id) DO UPDATE SET"
+            " tracker_id = excluded.tracker_id, crate_id = excluded.crate_id,"
+            " depart_after = excluded.depart_after, arrive_by = excluded.arrive_by, body = excluded.body,"
+            " created_at = excluded.created_at, updated_at = excluded.updated_at",
             (
                 trip_id,
                 trip.tracker_id,
@@ -222,7 +227,7 @@ class TripRepository:
         q += " ORDER BY depart_after, trip_id"
         if limit is not None or offset:
             q += " LIMIT ? OFFSET ?"
-            args += [-1 if limit is None else limit, offset]
+            args += [_NO_LIMIT if limit is None else limit, offset]
         return [Trip.model_validate(json.loads(r["body"])) for r in self.db.conn().execute(q, args)]
 
 

@@ -9,8 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.base import Connection, Cursor, Database, Dialect
+from storage.errors import IntegrityError, OperationalError, StorageError
 
-__all__ = ["Connection", "Cursor", "Database", "Dialect", "is_url", "open_database"]
+__all__ = [
+    "Connection",
+    "Cursor",
+    "Database",
+    "Dialect",
+    "IntegrityError",
+    "OperationalError",
+    "StorageError",
+    "is_url",
+    "open_database",
+]
 
 
 def is_url(target: str | Path) -> bool:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from storage import Database
+from tests import backends
+from tests.backends import BACKENDS, Backend
 from tests.servers import KawalServer, Mosquitto, VictoriaMetrics
 
 
@@ -61,3 +64,24 @@ def kawal_factory(tmp_path: Path) -> Iterator[Callable[..., KawalServer]]:
     yield make
     for s in started:
         s.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The storage backend under test: every storage-level test runs on SQLite and on PostgreSQL."""
+    with backends.backend(request.param, tmp_path) as b:
+        yield b
+
+
+@pytest.fixture
+def database(backend: Backend) -> Database:
+    """A Database on a fresh store of the backend under test."""
+    return backend.open()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (URL), dropped afterwards."""
+    backends.need_postgres()
+    with backends.postgres_database() as url:
+        yield url

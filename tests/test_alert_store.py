@@ -4,9 +4,7 @@ the event log behind the live stream, the audit trail and the broadcaster."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -15,11 +13,11 @@ from alerts.model import AlertAction, AlertEvent, AlertStatus, AlertType
 from alerts.store import AlertConflict, AlertNotFound, AlertStore
 from kawal.audit import AuditLog
 from kawal.metrics import Metrics
-from storage.sqlite import SqliteDatabase
+from storage import Database, IntegrityError
+from tests.backends import Backend
 
 
-def _store(tmp_path: Path, broadcaster: Broadcaster | None = None) -> AlertStore:
-    db = SqliteDatabase(tmp_path / "kawal.db")
+def _store(db: Database, broadcaster: Broadcaster | None = None) -> AlertStore:
     return AlertStore(db, AuditLog(db), broadcaster or Broadcaster(), Metrics())
 
 
@@ -60,8 +58,8 @@ def _raised_total(store: AlertStore, kind: AlertType) -> float:
     return value or 0.0
 
 
-def test_raise_creates_an_open_alert(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_raise_creates_an_open_alert(database: Database) -> None:
+    store = _store(database)
     alert = store.apply(_raise(AlertType.SEAL_BREAK, details={"seal": "open"}))
     assert alert is not None
     assert (alert.type, alert.severity, alert.status) == ("seal_break", "critical", "open")
@@ -73,10 +71,9 @@ def test_raise_creates_an_open_alert(tmp_path: Path) -> None:
     assert _raised_total(store, AlertType.SEAL_BREAK) == 1
 
 
-def test_concurrent_raises_make_exactly_one_unresolved_alert(tmp_path: Path) -> None:
+def test_concurrent_raises_make_exactly_one_unresolved_alert(backend: Backend) -> None:
     """Several threads, each on its own connection, raise the same (tracker, type) at once."""
-    db_path = tmp_path / "kawal.db"
-    SqliteDatabase(db_path)
+    backend.open()
     threads_n, per_thread = 8, 15
     barrier = threading.Barrier(threads_n)
     ids: list[str] = []
@@ -84,7 +81,7 @@ def test_concurrent_raises_make_exactly_one_unresolved_alert(tmp_path: Path) -> 
     lock = threading.Lock()
 
     def worker(k: int) -> None:
-        db = SqliteDatabase(db_path)  # separate Database objects: nothing shared in Python but the file
+        db = backend.open()  # separate Database objects: nothing shared in Python but the store
         store = AlertStore(db, AuditLog(db), Broadcaster(), Metrics())
         barrier.wait()
         try:
@@ -102,25 +99,25 @@ def test_concurrent_raises_make_exactly_one_unresolved_alert(tmp_path: Path) -> 
     for t in threads:
         t.join()
     assert not errors
-    store = _store(tmp_path)
+    store = _store(backend.open())
     assert _unresolved(store, "TRK-1", AlertType.UNSCHEDULED_STOP) == 1
     assert len(set(ids)) == 1 and len(ids) == threads_n * per_thread
     assert AuditLog(store.db).verify().ok
 
 
-def test_the_database_itself_refuses_a_twin(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_the_database_itself_refuses_a_twin(database: Database) -> None:
+    store = _store(database)
     a = store.apply(_raise())
     assert a is not None
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         store.db.conn().execute(
             "INSERT INTO alerts (id, type, severity, status, tracker_id, ts, raised_at, updated_at)"
             " VALUES ('twin', 'route_deviation', 'major', 'acknowledged', 'TRK-1', 0, 0, 0)"
         )
 
 
-def test_repeat_after_ack_updates_the_same_alert(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_repeat_after_ack_updates_the_same_alert(database: Database) -> None:
+    store = _store(database)
     first = store.apply(_raise())
     assert first is not None
     acked = store.ack(first.id, "ops-budi", "calling the driver")
@@ -144,9 +141,9 @@ def test_repeat_after_ack_updates_the_same_alert(tmp_path: Path) -> None:
     assert len(store.list()) == 1
 
 
-def test_a_new_episode_with_the_same_details_is_recorded(tmp_path: Path) -> None:
+def test_a_new_episode_with_the_same_details_is_recorded(database: Database) -> None:
     """A seal that opens again later is news even if the position and details are the same."""
-    store = _store(tmp_path)
+    store = _store(database)
     a = store.apply(_raise(AlertType.SEAL_BREAK, details={"seal": "open"}))
     assert a is not None
     store.ack(a.id, "ops", None)
@@ -155,8 +152,8 @@ def test_a_new_episode_with_the_same_details_is_recorded(tmp_path: Path) -> None
     assert b.ts == a.ts
 
 
-def test_resolve_then_raise_makes_a_new_alert(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_resolve_then_raise_makes_a_new_alert(database: Database) -> None:
+    store = _store(database)
     a = store.apply(_raise())
     assert a is not None
     done = store.resolve(a.id, "ops-sari", "crate back on route, escorted")
@@ -167,8 +164,8 @@ def test_resolve_then_raise_makes_a_new_alert(tmp_path: Path) -> None:
     assert {x.id for x in store.list()} == {a.id, b.id}
 
 
-def test_auto_resolve_except_seal_break(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_auto_resolve_except_seal_break(database: Database) -> None:
+    store = _store(database)
     dev = store.apply(_raise(AlertType.ROUTE_DEVIATION))
     seal = store.apply(_raise(AlertType.SEAL_BREAK))
     assert dev is not None and seal is not None
@@ -181,8 +178,8 @@ def test_auto_resolve_except_seal_break(tmp_path: Path) -> None:
     assert current is not None and current.status == "open"
 
 
-def test_invalid_actions(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_invalid_actions(database: Database) -> None:
+    store = _store(database)
     with pytest.raises(AlertNotFound):
         store.ack("nope", "ops", None)
     a = store.apply(_raise())
@@ -196,14 +193,14 @@ def test_invalid_actions(tmp_path: Path) -> None:
         store.resolve(a.id, "ops", None)
 
 
-def test_list_filters_and_order(tmp_path: Path) -> None:
+def test_list_filters_and_order(database: Database) -> None:
     t = [1000.0]
 
     def clock() -> float:
         t[0] += 1
         return t[0]
 
-    db = SqliteDatabase(tmp_path / "kawal.db")
+    db = database
     store = AlertStore(db, AuditLog(db), Broadcaster(), Metrics(), now=clock)
     a = store.apply(_raise(AlertType.SEAL_BREAK, tracker="A", trip_id="T-A", crate_id="C-A"))
     b = store.apply(_raise(AlertType.LOW_BATTERY, tracker="B", trip_id="T-B", crate_id="C-B"))
@@ -221,8 +218,8 @@ def test_list_filters_and_order(tmp_path: Path) -> None:
     assert store.open_counts() == {"A": 2, "B": 1}
 
 
-def test_every_change_has_an_event_and_an_audit_record(tmp_path: Path) -> None:
-    store = _store(tmp_path)
+def test_every_change_has_an_event_and_an_audit_record(database: Database) -> None:
+    store = _store(database)
     a = store.apply(_raise())
     assert a is not None
     store.apply(_raise(details={"distance_m": 999}))
@@ -244,9 +241,9 @@ def test_every_change_has_an_event_and_an_audit_record(tmp_path: Path) -> None:
     assert store.audit.verify().ok
 
 
-def test_broadcaster_gets_each_change_in_its_loop(tmp_path: Path) -> None:
+def test_broadcaster_gets_each_change_in_its_loop(database: Database) -> None:
     broadcaster = Broadcaster(queue_size=2)
-    store = _store(tmp_path, broadcaster)
+    store = _store(database, broadcaster)
 
     async def scenario() -> tuple[list[int], bool]:
         sub = broadcaster.subscribe()

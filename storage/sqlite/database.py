@@ -11,6 +11,7 @@ from pathlib import Path
 
 from storage.base import Dialect
 from storage.migrate import CREATE_TABLE, Migration, migrations
+from storage.sqlite.connection import SqliteConnection
 from storage.sqlite.legacy import add_tracker_state
 
 
@@ -32,11 +33,13 @@ class SqliteDatabase:
     """Opens connections to one SQLite file. Connections are not shared between threads."""
 
     dialect: Dialect = "sqlite"
+    row_lock = ""  # BEGIN IMMEDIATE already holds the only write lock
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.location = str(self.path)
         self._local = threading.local()
+        self.applied: list[int] = []
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
@@ -45,8 +48,10 @@ class SqliteDatabase:
         finally:
             conn.close()
 
-    def connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    def connect(self) -> SqliteConnection:
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False, factory=SqliteConnection
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode is durable against process crashes, which is what the contract promises.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -54,16 +59,16 @@ class SqliteDatabase:
         conn.row_factory = sqlite3.Row
         return conn
 
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> SqliteConnection:
         """This thread's own connection, opened on first use."""
-        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        c: SqliteConnection | None = getattr(self._local, "conn", None)
         if c is None:
             c = self.connect()
             self._local.conn = c
         return c
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[SqliteConnection]:
         """A write transaction on this thread's connection (BEGIN IMMEDIATE: no lock upgrades that race)."""
         c = self.conn()
         c.execute("BEGIN IMMEDIATE")
@@ -75,8 +80,21 @@ class SqliteDatabase:
         else:
             c.execute("COMMIT")
 
+    @contextmanager
+    def read(self) -> Iterator[SqliteConnection]:
+        """One read snapshot on this thread's connection (a deferred BEGIN takes no write lock)."""
+        c = self.conn()
+        if c.in_transaction:
+            yield c
+            return
+        c.execute("BEGIN")
+        try:
+            yield c
+        finally:
+            c.execute("COMMIT")
+
     def close(self) -> None:
-        c: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        c: SqliteConnection | None = getattr(self._local, "conn", None)
         if c is not None:
             c.close()
             self._local.conn = None
@@ -85,16 +103,18 @@ class SqliteDatabase:
         conn.execute(CREATE_TABLE)
         done = {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
         for m in migrations(self.dialect):
-            if m.version not in done:
-                self._apply(conn, m)
+            if m.version not in done and self._apply(conn, m):
+                self.applied.append(m.version)
         add_tracker_state(conn)
 
     @staticmethod
-    def _apply(conn: sqlite3.Connection, m: Migration) -> None:
+    def _apply(conn: sqlite3.Connection, m: Migration) -> bool:
+        """Apply one migration unless another process did meanwhile; True when this one applied it."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Again under the write lock: another process may have applied it meanwhile.
-            if conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)).fetchone() is None:
+            todo = conn.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)).fetchone() is None
+            if todo:
                 for stmt in _statements(m.sql):
                     conn.execute(stmt)
                 conn.execute(
@@ -105,3 +125,4 @@ class SqliteDatabase:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        return todo
