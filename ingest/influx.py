@@ -126,7 +126,8 @@ class InfluxForwarder:
             )
 
     def pending(self) -> int:
-        """Stored readings not yet written (ids are dense, so this is exact unless rows were deleted)."""
+        """Stored readings not yet written: exact on SQLite (dense ids unless rows were deleted); an upper
+        bound on PostgreSQL, whose sequence also spends ids on inserts that found a duplicate."""
         top = self.db.conn().execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
         return max(0, int(top) - self.mark())
 

@@ -31,6 +31,7 @@ from kawal.audit import AuditLog
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 from kawal.trips import TRIP_IN_EXAMPLE, Trip, TripRepository
+from storage import Database
 from storage.sqlite import SqliteDatabase
 from tests.servers import free_port
 
@@ -67,14 +68,15 @@ class Harness:
             return store.insert(c, readings, time.time())
 
 
-def make_harness(tmp_path: Path, **app_kwargs: Any) -> Harness:
-    db = SqliteDatabase(tmp_path / "kawal.db")
+def make_harness(tmp_path: Path, db: Database | None = None, **app_kwargs: Any) -> Harness:
+    """The API on a store: a SQLite file in tmp_path, or `db` (the `database` fixture: both backends)."""
+    db = SqliteDatabase(tmp_path / "kawal.db") if db is None else db
     metrics = Metrics()
     audit = AuditLog(db)
     broadcaster = Broadcaster()
     settings = Settings.model_validate(
         {
-            "db": tmp_path / "kawal.db",
+            "db": db.location,
             "admin_token": ADMIN_TOKEN,
             "tile_url": "https://tiles.example/{z}/{x}/{y}.png",
         }

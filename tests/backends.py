@@ -8,6 +8,7 @@ database to connect to for CREATE DATABASE). Without a reachable server the post
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -86,10 +87,8 @@ class Backend:
 
     def close(self) -> None:
         for db in self.opened:
-            try:
+            with contextlib.suppress(Exception):  # the test may have closed it already
                 db.close()
-            except Exception:  # the test may have closed it already
-                pass
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from devices.reading import Reading
 from kawal.clock import EventClock
 from kawal.timeutil import rfc3339
 from kawal.trips import Trip, TripIn, bound_trip
+from storage import Database
 from tests.api_harness import Harness, make_harness, trip_body
 
 T0 = 1_732_060_800.0
@@ -32,8 +33,8 @@ STATES = ("in_storage", "in_transit", "arrived", "alerting")
 
 
 @pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[tuple[Harness, TestClient]]:
-    h = make_harness(tmp_path, crate_cache_s=0.0)
+def fleet(tmp_path: Path, database: Database) -> Iterator[tuple[Harness, TestClient]]:
+    h = make_harness(tmp_path, database, crate_cache_s=0.0)
     h.ctx.clock = EventClock(NOW)
     with TestClient(h.app) as client:
         yield h, client

@@ -26,6 +26,7 @@ from devices.provision import (
     verify_password,
 )
 from storage.sqlite import SqliteDatabase
+from tests.backends import Backend
 from tests.servers import Mosquitto
 
 HASH_RE = re.compile(r"^\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==$")
@@ -245,10 +246,10 @@ def test_files_keep_what_they_do_not_manage(tmp_path: Path) -> None:
         p.add_service_account("TRK-1", rotate=True)
 
 
-def test_cli_add_list_and_registry(tmp_path: Path) -> None:
+def test_cli_add_list_and_registry(tmp_path: Path, backend: Backend) -> None:
     runner = CliRunner()
     files = ["--password-file", str(tmp_path / "passwd"), "--acl-file", str(tmp_path / "acl"),
-             "--db", str(tmp_path / "kawal.db")]
+             "--db", backend.target]
     r = runner.invoke(devices, ["add", "TRK-0007", "--crate", "JBG-KS-0007", "--json", *files])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -268,7 +269,7 @@ def test_cli_add_list_and_registry(tmp_path: Path) -> None:
     assert "JBG-KS-0007" in line and "yes" in line
     assert "service accounts: kawal" in r.stdout
 
-    db = SqliteDatabase(tmp_path / "kawal.db")
+    db = backend.open()
     row = db.conn().execute("SELECT crate_id FROM trackers WHERE tracker_id = 'TRK-0007'").fetchone()
     assert row["crate_id"] == "JBG-KS-0007"
     audit = db.conn().execute("SELECT action, subject, data FROM audit ORDER BY seq").fetchall()

@@ -29,6 +29,7 @@ from ingest.readings import ReadingStore
 from kawal.clock import WallClock
 from kawal.metrics import Metrics
 from kawal.trips import TripIn, TripRepository
+from storage import Database
 from storage.migrate import migrations
 from storage.sqlite import SqliteDatabase
 from storage.sqlite.legacy import TRACKER_STATE_COLUMNS
@@ -38,12 +39,13 @@ T = 1_732_060_800.0
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> SqliteDatabase:
-    return SqliteDatabase(tmp_path / "kawal.db")
+def db(database: Database) -> Database:
+    """The backend-neutral tests run on both backends; the upgrade tests below are SQLite's own."""
+    return database
 
 
 def insert(
-    db: SqliteDatabase, store: ReadingStore, readings: Iterable[Reading], received_at: float = T
+    db: Database, store: ReadingStore, readings: Iterable[Reading], received_at: float = T
 ) -> list[Reading]:
     with db.write() as conn:
         return store.insert(conn, list(readings), received_at)
@@ -65,7 +67,7 @@ def assert_matches_track(store: ReadingStore, trackers: Iterable[str]) -> None:
         assert store.state(t) == from_track(store, t), t
 
 
-def test_out_of_order_batches_only_move_forward(db: SqliteDatabase) -> None:
+def test_out_of_order_batches_only_move_forward(db: Database) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 100, -7.5, 112.2, seq=10, acc=5, spd=30, hdg=90, bat=80, seal="closed")])
     # A backlog of older readings arrives later: nothing of it is newer.
@@ -85,7 +87,7 @@ def test_out_of_order_batches_only_move_forward(db: SqliteDatabase) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_duplicates_change_nothing(db: SqliteDatabase) -> None:
+def test_duplicates_change_nothing(db: Database) -> None:
     s = ReadingStore(db)
     batch = [Reading("A", T + 1, -7.5, 112.2, seq=1, seal="closed"), Reading("A", T + 2, -7.6, 112.3, seq=2)]
     insert(db, s, batch + batch)  # duplicates inside the batch
@@ -95,7 +97,7 @@ def test_duplicates_change_nothing(db: SqliteDatabase) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_readings_without_fix_and_null_island_keep_the_last_fix(db: SqliteDatabase) -> None:
+def test_readings_without_fix_and_null_island_keep_the_last_fix(db: Database) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 1, -7.5, 112.2, seq=1, acc=4, bat=70)])
     insert(db, s, [Reading("A", T + 2, None, None, seq=2, bat=69), Reading("A", T + 3, 0.0, 0.0, seq=3, bat=68)])
@@ -114,7 +116,7 @@ def test_readings_without_fix_and_null_island_keep_the_last_fix(db: SqliteDataba
     assert_matches_track(s, ["B"])
 
 
-def test_seal_only_readings_move_the_seal_not_the_fix(db: SqliteDatabase) -> None:
+def test_seal_only_readings_move_the_seal_not_the_fix(db: Database) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 1, -7.5, 112.2, seq=1, seal="closed")])
     insert(db, s, [Reading("A", T + 5, seq=5, seal="open")])
@@ -125,7 +127,7 @@ def test_seal_only_readings_move_the_seal_not_the_fix(db: SqliteDatabase) -> Non
     assert_matches_track(s, ["A"])
 
 
-def test_same_time_is_ordered_by_counter(db: SqliteDatabase) -> None:
+def test_same_time_is_ordered_by_counter(db: Database) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T, -7.5, 112.2, seq=2, seal="closed")])
     insert(db, s, [Reading("A", T, -7.6, 112.3, seq=1, seal="open")])  # same time, lower counter: older
@@ -139,7 +141,7 @@ def test_same_time_is_ordered_by_counter(db: SqliteDatabase) -> None:
     assert_matches_track(s, ["A"])
 
 
-def test_state_rolls_back_with_the_readings(db: SqliteDatabase) -> None:
+def test_state_rolls_back_with_the_readings(db: Database) -> None:
     s = ReadingStore(db)
     insert(db, s, [Reading("A", T + 1, -7.5, 112.2, seq=1)])
     before = s.state("A")
@@ -150,7 +152,7 @@ def test_state_rolls_back_with_the_readings(db: SqliteDatabase) -> None:
     assert s.state("NEW") is None
 
 
-def test_random_batches_always_match_the_track(db: SqliteDatabase) -> None:
+def test_random_batches_always_match_the_track(db: Database) -> None:
     rng = random.Random(20241120)
     s = ReadingStore(db)
     trackers = [f"TRK-{i}" for i in range(6)]
@@ -179,7 +181,7 @@ def test_random_batches_always_match_the_track(db: SqliteDatabase) -> None:
         assert_matches_track(s, trackers)
 
 
-def test_registry_rows_keep_their_fields(db: SqliteDatabase) -> None:
+def test_registry_rows_keep_their_fields(db: Database) -> None:
     s, reg = ReadingStore(db), TrackerRegistry(db)
     reg.assign("A", "C-1", now=T - 10)
     with db.write() as conn:
@@ -202,8 +204,7 @@ def test_registry_rows_keep_their_fields(db: SqliteDatabase) -> None:
     }
 
 
-def test_the_ingest_worker_keeps_the_state(tmp_path: Path) -> None:
-    db = SqliteDatabase(tmp_path / "kawal.db")
+def test_the_ingest_worker_keeps_the_state(db: Database) -> None:
     store = ReadingStore(db)
     acked: list[int] = []
     p = IngestPipeline(

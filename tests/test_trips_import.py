@@ -13,7 +13,7 @@ from api.manifest import ManifestError, import_trips, parse_manifest, parse_rout
 from kawal.audit import AuditLog
 from kawal.cli import cli
 from kawal.trips import TripRepository
-from storage.sqlite import SqliteDatabase
+from tests.backends import Backend
 
 HEADER = (
     "trip_id,crate_id,tracker_id,origin_name,origin_lat,origin_lon,destination_name,destination_lat,"
@@ -43,10 +43,10 @@ def test_route_formats() -> None:
     assert parse_route("-7.5,112.2|-7.6,112.3") == [[-7.5, 112.2], [-7.6, 112.3]]
 
 
-def test_csv_import(tmp_path: Path) -> None:
+def test_csv_import(backend: Backend) -> None:
     items = parse_manifest(_csv(ROW_WKT, "", ROW_LATLON), filename="m.csv")
     assert [i for i, _ in items] == ["T-1", "T-2"]
-    db = SqliteDatabase(tmp_path / "kawal.db")
+    db = backend.open()
     result = import_trips(db, items, actor="cli:budi")
     assert (result.created, result.updated) == (2, 0)
     t1 = TripRepository(db).get("T-1")
@@ -67,7 +67,7 @@ def test_csv_import(tmp_path: Path) -> None:
     assert (again.created, again.updated) == (0, 1)
 
 
-def test_bad_rows_are_named_and_nothing_is_imported(tmp_path: Path) -> None:
+def test_bad_rows_are_named_and_nothing_is_imported(backend: Backend, tmp_path: Path) -> None:
     bad_time = ROW_LATLON.replace("T-2,", "T-3,").replace("1732060800,1732071600", "1732071600,1732060800")
     bad_route = ROW_LATLON.replace("T-2,", "T-4,").replace("-7.5000 112.2350", "-97.5 112.2350")
     one_point = ROW_LATLON.replace("T-2,", "T-5,").replace(
@@ -87,12 +87,11 @@ def test_bad_rows_are_named_and_nothing_is_imported(tmp_path: Path) -> None:
     # Through the command: every problem printed, exit code 1, the database untouched.
     path = tmp_path / "manifest.csv"
     path.write_text(text)
-    db_path = tmp_path / "kawal.db"
-    out = CliRunner().invoke(cli, ["trips", "import", str(path), "--db", str(db_path)])
+    out = CliRunner().invoke(cli, ["trips", "import", str(path), "--db", backend.target])
     assert out.exit_code == 1
     assert f"{path}: line 3: " in out.output and f"{path}: line 7: " in out.output
     assert "nothing was imported" in out.output
-    assert TripRepository(SqliteDatabase(db_path)).list() == []
+    assert TripRepository(backend.open()).list() == []
 
 
 def test_multiline_cells_keep_line_numbers() -> None:
@@ -130,7 +129,7 @@ def _feature(trip_id: str, coords: list[list[float]], **props: object) -> dict[s
     return {"type": "Feature", "geometry": {"type": "LineString", "coordinates": coords}, "properties": base}
 
 
-def test_geojson_import(tmp_path: Path) -> None:
+def test_geojson_import(backend: Backend, tmp_path: Path) -> None:
     doc = {
         "type": "FeatureCollection",
         "features": [
@@ -140,15 +139,14 @@ def test_geojson_import(tmp_path: Path) -> None:
     }
     path = tmp_path / "manifest.geojson"
     path.write_text(json.dumps(doc))
-    db_path = tmp_path / "kawal.db"
-    out = CliRunner().invoke(cli, ["trips", "import", str(path), "--db", str(db_path), "--actor", "ops-kpu"])
+    out = CliRunner().invoke(cli, ["trips", "import", str(path), "--db", backend.target, "--actor", "ops-kpu"])
     assert out.exit_code == 0, out.output
     assert "imported 2 trip(s)" in out.output and "2 created, 0 replaced" in out.output
-    repo = TripRepository(SqliteDatabase(db_path))
+    repo = TripRepository(backend.open())
     g1 = repo.get("G-1")
     assert g1 is not None and g1.route == [(-7.546, 112.233), (-7.59, 112.22)]  # [lon, lat] -> [lat, lon]
     assert g1.destination.name == "PPS Kayangan" and g1.max_stop_min == 5
-    assert [r.actor for r in AuditLog(SqliteDatabase(db_path)).records()] == ["ops-kpu", "ops-kpu"]
+    assert [r.actor for r in AuditLog(backend.open()).records()] == ["ops-kpu", "ops-kpu"]
 
 
 def test_geojson_bad_features_by_index() -> None:
@@ -182,22 +180,23 @@ def test_dry_run_and_format_detection(tmp_path: Path) -> None:
     assert not db_path.exists()
 
 
-def test_token_create_command(tmp_path: Path) -> None:
-    db_path = tmp_path / "kawal.db"
+def test_token_create_command(backend: Backend) -> None:
+    db = backend.target
     runner = CliRunner()
     out = runner.invoke(
-        cli, ["token", "create", "--name", "ops-budi", "--role", "operator", "--db", str(db_path)]
+        cli, ["token", "create", "--name", "ops-budi", "--role", "operator", "--db", db]
     )
     assert out.exit_code == 0, out.output
     token = out.output.splitlines()[0].strip()
     assert token.startswith("kwl_")
-    principal = TokenStore(SqliteDatabase(db_path)).lookup(token)
+    principal = TokenStore(backend.open()).lookup(token)
     assert principal is not None and (principal.name, principal.role) == ("ops-budi", Role.OPERATOR)
-    assert token not in (db_path.read_bytes().decode("latin-1"))  # only the hash is on disk
+    if backend.kind == "sqlite":
+        assert token not in (Path(db).read_bytes().decode("latin-1"))  # only the hash is on disk
     dup = runner.invoke(
-        cli, ["token", "create", "--name", "ops-budi", "--role", "viewer", "--db", str(db_path)]
+        cli, ["token", "create", "--name", "ops-budi", "--role", "viewer", "--db", db]
     )
     assert dup.exit_code == 1 and "already exists" in dup.output
-    bad = runner.invoke(cli, ["token", "create", "--name", "x", "--role", "root", "--db", str(db_path)])
+    bad = runner.invoke(cli, ["token", "create", "--name", "x", "--role", "root", "--db", db])
     assert bad.exit_code == 2
-    assert [r.action for r in AuditLog(SqliteDatabase(db_path)).records()] == ["token.create"]
+    assert [r.action for r in AuditLog(backend.open()).records()] == ["token.create"]
