@@ -34,7 +34,7 @@ from kawal.clock import Clock, make_clock
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 from kawal.trips import Trip, TripRepository
-from storage import Database, open_database
+from storage import Database, is_url, open_database
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +196,10 @@ class Service:
         self.health.stores_open = True
 
         if self.mqtt_url is None:
-            # The embedded broker keeps its sessions next to the database, so they outlive a restart.
-            workdir = self.workdir or Path(s.db).parent / f"{Path(s.db).name}.broker"
+            # The embedded broker keeps its sessions next to the database (a PostgreSQL store: in the working
+            # folder), so they outlive a restart.
+            default = Path("kawal.broker") if is_url(s.db) else Path(s.db).parent / f"{Path(s.db).name}.broker"
+            workdir = self.workdir or default
             self.broker = EmbeddedBroker(s, workdir)
             self.mqtt_url = self.broker.start()
             log.info("embedded %s broker on %s", self.broker.kind, self.mqtt_url)

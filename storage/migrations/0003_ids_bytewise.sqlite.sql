@@ -1,0 +1,1 @@
+-- Nothing to do: SQLite compares text byte by byte (BINARY) already. PostgreSQL's half sets COLLATE "C".
