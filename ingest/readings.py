@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 from devices.decode import Rejection
 from devices.reading import Reading
-from ingest import latest
+from ingest import insert, latest
+from ingest.insert import COLUMNS as _COLUMNS
 from ingest.latest import TrackerState
 from storage import Connection, Database
 
@@ -28,11 +29,6 @@ def truncate_payload(raw: bytes) -> bytes:
     return cut
 
 
-_COLUMNS = "tracker_id, ts, seq, lat, lon, acc, spd, hdg, bat, seal, extra"
-_INSERT = (
-    f"INSERT INTO readings ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (tracker_id, ts, seq) DO NOTHING"
-)
 # A usable fix: both coordinates, and not Null Island (Reading.has_position).
 _HAS_POSITION = "lat IS NOT NULL AND lon IS NOT NULL AND NOT (lat = 0 AND lon = 0)"
 
@@ -85,7 +81,7 @@ class ReadingStore:
 
     def advance_state(self, conn: Connection, new: Sequence[Reading], received_at: float) -> None:
         """Fold newly stored readings into the trackers' latest state (one UPSERT per tracker)."""
-        latest.advance(conn, new, received_at)
+        latest.advance(conn, new, received_at, self.db.dialect)
 
     def _insert_rows(self, conn: Connection, readings: Sequence[Reading], received_at: float) -> list[Reading]:
         if not readings:
@@ -108,8 +104,8 @@ class ReadingStore:
             for r in readings
         ]
         if self.db.dialect == "postgres":
-            return _insert_returning(conn, readings, rows)
-        return _insert_counting(conn, readings, rows)
+            return insert.arrays_new(conn, readings, rows)
+        return insert.count_new(conn, readings, rows)
 
     def add_rejections(
         self, conn: Connection, topic: str, rejections: Sequence[Rejection], received_at: float
@@ -212,42 +208,3 @@ class ReadingStore:
 
     since_id = after_id  # the name docs/ARCHITECTURE.md uses
 
-
-def _insert_returning(conn: Connection, readings: Sequence[Reading], rows: list[tuple[Any, ...]]) -> list[Reading]:
-    """PostgreSQL: one pipelined INSERT ... RETURNING per row (psycopg's executemany); a duplicate returns
-    nothing. Right with concurrent writers, whose ids interleave with ours."""
-    cur = cast(Any, conn).executemany(_INSERT + " RETURNING id", rows, returning=True)
-    out: list[Reading] = []
-    for r in readings:
-        if cur.fetchone() is not None:
-            out.append(r)
-        cur.nextset()
-    return out
-
-
-def _insert_counting(conn: Connection, readings: Sequence[Reading], rows: list[tuple[Any, ...]]) -> list[Reading]:
-    """SQLite: executemany, then the change count says whether all (or none) were new; otherwise the rows
-    after the id read before are ours alone, since the write transaction holds the only write lock."""
-    sqlite = cast(Any, conn)
-    before = sqlite.execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
-    changes = sqlite.total_changes
-    sqlite.executemany(_INSERT, rows)
-    added = sqlite.total_changes - changes
-    if added == len(readings):
-        return list(readings)
-    if added == 0:
-        return []
-    # Some were duplicates: the new rows are exactly the inputs whose insert took, in input order,
-    # so walk both sequences side by side.
-    new_keys = sqlite.execute(
-        "SELECT tracker_id, ts, seq FROM readings WHERE id > ? ORDER BY id", (before,)
-    ).fetchall()
-    out: list[Reading] = []
-    i = 0
-    for r in readings:
-        if i < len(new_keys):
-            k = new_keys[i]
-            if r.tracker_id == k[0] and r.ts == k[1] and (-1 if r.seq is None else r.seq) == k[2]:
-                out.append(r)
-                i += 1
-    return out

@@ -68,6 +68,21 @@ def test_round_trip_of_every_field(db: Database) -> None:
     assert s.after_id(0, 10) == [(1, full)]
 
 
+def test_text_that_needs_escaping_round_trips(db: Database) -> None:
+    s = ReadingStore(db)
+    odd = {"note": "tab\there\nnew line \\ back%slash 100% 'quote' \"dq\" ?", "ü": "ñ 中"}
+    one = Reading("TRK-1", T, -7.5, 112.2, 1, extra=odd)
+    insert(db, s, [one])
+    assert s.latest("TRK-1") == one
+
+
+def test_first_of_equal_keys_in_a_batch_is_stored(db: Database) -> None:
+    s = ReadingStore(db)
+    first, twin = r(T, 1, lat=1.0, lon=2.0), r(T, 1, lat=3.0, lon=4.0)
+    assert insert(db, s, [first, r(T + 1, 2), twin]) == [first, r(T + 1, 2)]
+    assert [x.lat for x in s.track("TRK-1")] == [1.0]
+
+
 def test_track_positions_only_in_time_order(db: Database) -> None:
     s = ReadingStore(db)
     insert(
