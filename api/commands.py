@@ -80,7 +80,7 @@ def import_cmd(file: Path, db_path: str, fmt: str, actor: str, dry_run: bool) ->
     db = open_database(db_path)
     result = import_trips(db, items, actor=actor)
     click.echo(
-        f"imported {len(result.trips)} trip(s) from {file} into {db_path}: "
+        f"imported {len(result.trips)} trip(s) from {file} into {db.location}: "
         f"{result.created} created, {result.updated} replaced"
     )
 
