@@ -70,6 +70,7 @@ class Backend:
     kind: str
     target: str
     opened: list[Database] = field(default_factory=list)
+    connections: list[Any] = field(default_factory=list)
 
     def open(self) -> Database:
         """A Database on the store (each call a new one, as separate processes would have)."""
@@ -81,11 +82,14 @@ class Backend:
         """A connection as someone editing the store directly would use, append-only triggers removed."""
         db = self.open()
         c = db.connect()
+        self.connections.append(c)
         c.execute("DROP TRIGGER IF EXISTS audit_no_update" + (" ON audit" if self.kind == "postgres" else ""))
         c.execute("DROP TRIGGER IF EXISTS audit_no_delete" + (" ON audit" if self.kind == "postgres" else ""))
         return c
 
     def close(self) -> None:
+        for c in self.connections:
+            c.close()
         for db in self.opened:
             with contextlib.suppress(Exception):  # the test may have closed it already
                 db.close()

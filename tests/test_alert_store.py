@@ -43,7 +43,7 @@ def _resolve(kind: AlertType, tracker: str = "TRK-1") -> AlertEvent:
 
 def _unresolved(store: AlertStore, tracker: str, kind: AlertType) -> int:
     row = (
-        store.db.connect()
+        store.db.conn()
         .execute(
             "SELECT count(*) FROM alerts WHERE tracker_id = ? AND type = ? AND status != 'resolved'",
             (tracker, str(kind)),
