@@ -18,6 +18,10 @@ class AlertType(StrEnum):
     OVERDUE = "overdue"
     GPS_JUMP = "gps_jump"
     LOW_BATTERY = "low_battery"
+    # Version 2. Keep new types appended: detector snapshots store one bit per type in this order.
+    FIX_LOST = "fix_lost"
+    SPOOFING_SUSPECTED = "spoofing_suspected"
+    HANDOVER_MISMATCH = "handover_mismatch"
 
 
 class Severity(StrEnum):
@@ -43,6 +47,9 @@ SEVERITY: dict[AlertType, Severity] = {
     AlertType.OVERDUE: Severity.MINOR,
     AlertType.GPS_JUMP: Severity.WARNING,
     AlertType.LOW_BATTERY: Severity.WARNING,
+    AlertType.FIX_LOST: Severity.MAJOR,
+    AlertType.SPOOFING_SUSPECTED: Severity.MAJOR,
+    AlertType.HANDOVER_MISMATCH: Severity.MAJOR,
 }
 
 # A seal break is evidence; only a person may close it.

@@ -14,6 +14,7 @@ export const SOUND_KEY = "kawal.sound";
 export const ALERT_TYPES = [
   "seal_break", "route_deviation", "unscheduled_stop", "signal_lost", "unexpected_movement",
   "wrong_destination", "overdue", "gps_jump", "low_battery",
+  "fix_lost", "spoofing_suspected", "handover_mismatch",
 ];
 export const STATES = ["in_storage", "in_transit", "arrived", "alerting"];
 export const STATUS_RANK = { open: 0, acknowledged: 1, resolved: 2 };
