@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +18,15 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff_is_clean() -> None:
-    if shutil.which("ruff") is None:
-        pytest.fail("ruff is not installed: install the project with its [test] extra")
+    # The interpreter running the tests, not PATH: scripts/test never puts .venv/bin on PATH.
+    if importlib.util.find_spec("ruff") is None:
+        pytest.fail(f"ruff is not installed for {sys.executable}: install the project with its [test] extra")
     r = _run("ruff", "check", *SOURCES)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_mypy_is_clean() -> None:
+    if importlib.util.find_spec("mypy") is None:
+        pytest.fail(f"mypy is not installed for {sys.executable}: install the project with its [test] extra")
     r = _run("mypy")
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
