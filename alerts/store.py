@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from alerts.broadcast import Broadcaster
@@ -62,6 +63,14 @@ WHERE alerts.details IS DISTINCT FROM excluded.details
    OR (excluded.crate_id IS NOT NULL AND alerts.crate_id IS DISTINCT FROM excluded.crate_id)
 RETURNING *
 """
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRaise:
+    """A raise written in an open transaction, to publish after it commits."""
+
+    change: tuple[int, Alert, str]  # (stream event id, the alert, its JSON)
+    inserted: bool  # a new alert, not an update of the unresolved one
 
 
 class AlertNotFound(LookupError):
@@ -135,53 +144,63 @@ class AlertStore:
         return self._committed(change)
 
     def _raise(self, ev: AlertEvent) -> Alert | None:
+        with self.db.write() as c:
+            pending = self.raise_in(c, ev)
+        return None if pending is None else self.publish(pending)
+
+    def raise_in(self, c: Connection, ev: AlertEvent) -> PendingRaise | None:
+        """A raise inside the caller's write transaction (so it commits with the caller's own rows, such as
+        a handover). Hand the result to `publish` after the commit; None when the repeat changes nothing."""
         now = self._now()
         new_id = new_alert_id(now)
         lat, lon = (ev.lat, ev.lon) if ev.lat is not None and ev.lon is not None else (None, None)
         details = canonical_json(ev.details)
         first = [_entry(now, DETECTOR_ACTOR, "raise", AlertStatus.OPEN)]
-        with self.db.write() as c:
-            row = c.execute(
-                _UPSERT,
-                (
-                    new_id,
-                    str(ev.type),
-                    str(SEVERITY[ev.type]),
-                    ev.trip_id,
-                    ev.crate_id,
-                    ev.tracker_id,
-                    ev.ts,
-                    now,
-                    now,
-                    lat,
-                    lon,
-                    details,
-                    json.dumps(first),
-                    ev.ts,
-                ),
-            ).fetchone()
-            if row is None:
-                return None  # a repeat that changes nothing
-            inserted = row["id"] == new_id
-            if inserted:
-                alert = _row_alert(row)
-                action = "raise"
-            else:
-                history = _history(row)
-                last = history[-1] if history else None
-                if last is not None and last.get("action") == "update":
-                    last["at"], last["count"] = rfc3339(now), int(last.get("count") or 1) + 1
-                else:
-                    history.append(_entry(now, DETECTOR_ACTOR, "update", AlertStatus(row["status"]), count=1))
-                history = _trim(history)
-                c.execute("UPDATE alerts SET history = ? WHERE id = ?", (json.dumps(history), row["id"]))
-                alert = _row_alert(row, history)
-                action = "update"
-            change = self._record(c, alert, DETECTOR_ACTOR, action, None, now)
+        row = c.execute(
+            _UPSERT,
+            (
+                new_id,
+                str(ev.type),
+                str(SEVERITY[ev.type]),
+                ev.trip_id,
+                ev.crate_id,
+                ev.tracker_id,
+                ev.ts,
+                now,
+                now,
+                lat,
+                lon,
+                details,
+                json.dumps(first),
+                ev.ts,
+            ),
+        ).fetchone()
+        if row is None:
+            return None  # a repeat that changes nothing
+        inserted = row["id"] == new_id
         if inserted:
-            self.metrics.alerts_raised.labels(type=str(ev.type)).inc()
-            self.metrics.alerts_changed.labels(type=str(ev.type), status="open").inc()
-        return self._committed(change, count=False)
+            alert = _row_alert(row)
+            action = "raise"
+        else:
+            history = _history(row)
+            last = history[-1] if history else None
+            if last is not None and last.get("action") == "update":
+                last["at"], last["count"] = rfc3339(now), int(last.get("count") or 1) + 1
+            else:
+                history.append(_entry(now, DETECTOR_ACTOR, "update", AlertStatus(row["status"]), count=1))
+            history = _trim(history)
+            c.execute("UPDATE alerts SET history = ? WHERE id = ?", (json.dumps(history), row["id"]))
+            alert = _row_alert(row, history)
+            action = "update"
+        return PendingRaise(self._record(c, alert, DETECTOR_ACTOR, action, None, now), inserted)
+
+    def publish(self, pending: PendingRaise) -> Alert:
+        """Count and broadcast a raise from `raise_in`, once its transaction has committed."""
+        if pending.inserted:
+            alert_type = str(pending.change[1].type)
+            self.metrics.alerts_raised.labels(type=alert_type).inc()
+            self.metrics.alerts_changed.labels(type=alert_type, status="open").inc()
+        return self._committed(pending.change, count=False)
 
     def _transition(
         self,

@@ -6,6 +6,7 @@ inside its destination zone; storage again after arrival.
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 from anomaly.config import DetectionConfig
@@ -38,6 +39,7 @@ class TripPlan:
         "crate_id",
         "depart_after",
         "dest",
+        "ended",
         "frame",
         "max_silence_s",
         "max_stop_s",
@@ -68,6 +70,8 @@ class TripPlan:
         self.dest = Circle(frame, d.lat, d.lon, d.radius_m, d.name)
         self.open_after = None if d.open_after is None else float(d.open_after)
         self.stops = tuple(Circle(frame, s.lat, s.lon, s.radius_m, s.name) for s in trip.stops)
+        # A handover ends the trip (CONTRACT 2.6): storage at the destination from then on.
+        self.ended = math.inf if trip.handover_at is None else float(trip.handover_at)
         self.version = plan_version(trip)
 
 
@@ -107,7 +111,7 @@ def phase_at(st: TrackerState, plan: TripPlan | None, t: float) -> Phase:
         return Phase.NONE
     if t < plan.depart_after:
         return Phase.BEFORE
-    if st.trip == plan.trip_id and st.arrived <= t:  # NaN compares False: not arrived
+    if (st.trip == plan.trip_id and st.arrived <= t) or plan.ended <= t:  # NaN compares False: not arrived
         return Phase.ARRIVED
     return Phase.TRANSIT
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts.store import AlertStore
 from api.crates import CrateCache
 from api.deps import AppContext
-from api.routers import alerts, crates, meta, ops, rejected, tokens, trackers, trips
+from api.routers import alerts, crates, custody, meta, ops, rejected, tokens, trackers, trips
 from kawal import __version__
 from kawal.metrics import Metrics
 
@@ -39,6 +39,7 @@ TAGS = [
     {"name": "trips", "description": "Planned legs of a crate's journey (CONTRACT 2.2)."},
     {"name": "alerts", "description": "Alerts, their lifecycle, and the live stream (CONTRACT 2.3)."},
     {"name": "crates", "description": "Crate status, track, fleet list and summary (CONTRACT 2.4)."},
+    {"name": "custody", "description": "Handovers, chain of custody and receipts (CONTRACT 2.6)."},
     {"name": "trackers", "description": "The tracker registry and crate bindings."},
     {"name": "tokens", "description": "API tokens (CONTRACT 2.5)."},
     {"name": "rejected", "description": "Rejected tracker payloads (CONTRACT 2.5)."},
@@ -59,7 +60,7 @@ def create_app(ctx: AppContext, *, sse_ping_s: float = 15.0, crate_cache_s: floa
     app.state.ctx = ctx
     app.state.sse_ping_s = sse_ping_s
     app.state.crate_cache = CrateCache(ttl_s=crate_cache_s)
-    for module in (trips, alerts, crates, trackers, tokens, rejected, meta, ops):
+    for module in (trips, alerts, crates, custody, trackers, tokens, rejected, meta, ops):
         app.include_router(module.router)
     _include_dashboard(app)
     app.add_exception_handler(StarletteHTTPException, _AllowFix(app))

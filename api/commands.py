@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 import click
 
+from kawal.timeutil import rfc3339
 from storage import Database, is_url, open_database
 
 if TYPE_CHECKING:
@@ -115,18 +116,35 @@ def audit() -> None:
 
 @audit.command("verify")
 @DB_OPTION
-def audit_verify(db_path: str) -> None:
-    """Check every record of the chain. Exit code 1 names the first broken record."""
+@click.option("--hash", "wanted", metavar="HASH", help="also confirm that this hash (on a receipt) is in the chain")
+def audit_verify(db_path: str, wanted: str | None) -> None:
+    """Check every record of the chain, and that every handover row matches its audit record. Exit code
+    1 names the first broken record. With --hash, also confirm that the record of that hash is in the
+    unbroken chain and print it."""
+    from api.custody import verify_handovers
     from kawal.audit import AuditLog
 
     db = _open(db_path)
-    result = AuditLog(db).verify()
-    if result.ok:
-        click.echo(f"audit log OK: {result.checked} record(s); head hash {result.head_hash or '-'}")
-        return
-    click.echo(
-        f"audit log BROKEN at record {result.first_bad_seq}: {result.reason} "
-        f"({result.checked} record(s) before it are intact)",
-        err=True,
-    )
-    sys.exit(1)
+    log = AuditLog(db)
+    result = log.verify()
+    if not result.ok:
+        click.echo(
+            f"audit log BROKEN at record {result.first_bad_seq}: {result.reason} "
+            f"({result.checked} record(s) before it are intact)",
+            err=True,
+        )
+        sys.exit(1)
+    problem = verify_handovers(db)
+    if problem is not None:
+        click.echo(f"audit log BROKEN at record {problem.audit_seq}: {problem.reason}", err=True)
+        sys.exit(1)
+    click.echo(f"audit log OK: {result.checked} record(s); head hash {result.head_hash or '-'}")
+    if wanted:
+        record = log.find_hash(wanted.strip().lower())
+        if record is None:
+            click.echo(f"hash {wanted} is not in the audit log", err=True)
+            sys.exit(1)
+        click.echo(
+            f"hash {record.hash} is record {record.seq} of the unbroken chain: {record.action} {record.subject}"
+            f" by {record.actor} at {rfc3339(record.at)}"
+        )

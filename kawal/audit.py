@@ -116,6 +116,11 @@ class AuditLog:
         args.append(limit)
         return [_row_record(r) for r in self.db.conn().execute(q, args)]
 
+    def find_hash(self, digest: str) -> AuditRecord | None:
+        """The record with this hash, if any (a receipt names its handover by hash)."""
+        row = self.db.conn().execute("SELECT * FROM audit WHERE hash = ?", (digest,)).fetchone()
+        return None if row is None else _row_record(row)
+
     def verify(self) -> VerifyResult:
         """Re-check every record in order, in one read snapshot. Names the first record that is wrong."""
         with self.db.read() as conn:  # one consistent snapshot while the service keeps appending

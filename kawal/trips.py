@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -41,7 +41,10 @@ DEFAULT_MAX_STOP_MIN = 10.0
 DEFAULT_MAX_SILENCE_MIN = 15.0
 DEFAULT_ZONE_RADIUS_M = 150.0
 DEFAULT_STOP_RADIUS_M = 100.0
-_BOOKKEEPING = frozenset({"trip_id", "created_at", "updated_at"})
+_BOOKKEEPING = frozenset({"trip_id", "created_at", "updated_at", "handover_at"})
+# A seal number as printed on the cable tie or sticker (CONTRACT 2.2, version 2).
+SealNumber = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_SEALS = 32
 # LIMIT with an OFFSET but no limit: both backends take the largest BIGINT as "all rows".
 _NO_LIMIT = sys.maxsize
 
@@ -122,6 +125,22 @@ class TripIn(BaseModel):
     corridor_m: float = Field(DEFAULT_CORRIDOR_M, gt=0, le=100_000)
     max_stop_min: float = Field(DEFAULT_MAX_STOP_MIN, gt=0, le=7 * 24 * 60)
     max_silence_min: float = Field(DEFAULT_MAX_SILENCE_MIN, gt=0, le=7 * 24 * 60)
+    # Version 2: chain of custody (docs/custody.md).
+    seals: list[SealNumber] | None = Field(
+        None, max_length=MAX_SEALS, description="numbers of the seals fitted to the crate for this leg"
+    )
+    previous_trip_id: Identifier | None = Field(None, description="the leg before this one, same crate")
+    direction: Literal["outbound", "return"] = Field("outbound", description="return: after counting")
+
+    @field_validator("seals")
+    @classmethod
+    def _strip_seals(cls, seals: list[str] | None) -> list[str] | None:
+        if seals is None:
+            return None
+        out = [s.strip() for s in seals]
+        if any(not s for s in out):
+            raise ValueError("a seal number may not be blank")
+        return out
 
     @field_validator("depart_after", "arrive_by", mode="before")
     @classmethod
@@ -153,13 +172,15 @@ class Trip(TripIn):
     trip_id: Identifier
     created_at: float | None = None
     updated_at: float | None = None
+    # Set by the store when the trip's handover is recorded (CONTRACT 2.6): the trip ended then.
+    handover_at: float | None = None
 
-    @field_validator("created_at", "updated_at", mode="before")
+    @field_validator("created_at", "updated_at", "handover_at", mode="before")
     @classmethod
     def _parse_bookkeeping(cls, v: Any) -> float | None:
         return None if v is None else _unix(v)
 
-    @field_serializer("created_at", "updated_at")
+    @field_serializer("created_at", "updated_at", "handover_at")
     def _ser_bookkeeping(self, v: float | None) -> str | None:
         return rfc3339(v)
 
@@ -178,17 +199,21 @@ class TripRepository:
 
     def put_in(self, c: Connection, trip_id: str, body: TripIn, now: float) -> tuple[Trip, bool]:
         """`put` inside the caller's write transaction (bulk imports, audit records in the same commit)."""
-        row = c.execute("SELECT created_at FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
+        row = c.execute("SELECT created_at, handover_at FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
         created_at = row["created_at"] if row else now
+        # A replaced trip keeps its recorded handover: custody is not undone by editing the plan.
+        handover_at = row["handover_at"] if row else None
         # The id and bookkeeping times are the store's, whatever extra fields the body carried.
         fields = {k: v for k, v in body.model_dump(mode="json").items() if k not in _BOOKKEEPING}
-        trip = Trip(**fields, trip_id=trip_id, created_at=created_at, updated_at=now)
+        trip = Trip(**fields, trip_id=trip_id, created_at=created_at, updated_at=now, handover_at=handover_at)
         c.execute(
             "INSERT INTO trips (trip_id, tracker_id, crate_id, depart_after, arrive_by, body,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trip_id) DO UPDATE SET"
+            " created_at, updated_at, previous_trip_id, direction) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (trip_id) DO UPDATE SET"
             " tracker_id = excluded.tracker_id, crate_id = excluded.crate_id,"
             " depart_after = excluded.depart_after, arrive_by = excluded.arrive_by, body = excluded.body,"
-            " created_at = excluded.created_at, updated_at = excluded.updated_at",
+            " created_at = excluded.created_at, updated_at = excluded.updated_at,"
+            " previous_trip_id = excluded.previous_trip_id, direction = excluded.direction",
             (
                 trip_id,
                 trip.tracker_id,
@@ -198,9 +223,20 @@ class TripRepository:
                 trip.model_dump_json(),
                 created_at,
                 now,
+                trip.previous_trip_id,
+                trip.direction,
             ),
         )
         return trip, row is None
+
+    def end_in(self, c: Connection, trip: Trip, at: float, now: float) -> Trip:
+        """Record that the trip ended at `at` (its handover), inside the caller's write transaction."""
+        ended = trip.model_copy(update={"handover_at": at, "updated_at": now})
+        c.execute(
+            "UPDATE trips SET handover_at = ?, updated_at = ?, body = ? WHERE trip_id = ?",
+            (at, now, ended.model_dump_json(), trip.trip_id),
+        )
+        return ended
 
     def get(self, trip_id: str) -> Trip | None:
         row = self.db.conn().execute("SELECT body FROM trips WHERE trip_id = ?", (trip_id,)).fetchone()
