@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from kawal.places import Place
+
 
 class AlertType(StrEnum):
     SEAL_BREAK = "seal_break"
@@ -82,6 +84,11 @@ class Alert(BaseModel):
     lat: float | None = None
     lon: float | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    place: Place | None = Field(
+        None,
+        description="version 2: the kecamatan and desa that contain the position (desa null in a gap between "
+        "villages), or null without a position or outside every known area; the area codes are an extension",
+    )
     # Extensions of CONTRACT 2.3.
     updated_at: str | None = Field(None, description="server wall-clock time of the last change")
     last_ts: str | None = Field(None, description="event time of the latest raise of this condition")

@@ -29,8 +29,10 @@ from alerts.model import (
     AlertStatus,
     AlertType,
 )
+from alerts.places import fill_places, place_columns, row_place
 from kawal.audit import AuditLog, canonical_json
 from kawal.metrics import Metrics
+from kawal.places import Places, load_places
 from kawal.timeutil import rfc3339
 from storage import Connection, Database
 
@@ -45,12 +47,14 @@ _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # (same details, position, trip, and the same episode: a condition that began again has a new event time).
 _UPSERT = """
 INSERT INTO alerts (id, type, severity, status, trip_id, crate_id, tracker_id, ts, raised_at, updated_at,
-                    lat, lon, details, history, last_ts)
-VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    lat, lon, details, history, last_ts, kecamatan, place)
+VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (tracker_id, type) WHERE status != 'resolved' DO UPDATE SET
     details = excluded.details,
     lat = coalesce(excluded.lat, alerts.lat),
     lon = coalesce(excluded.lon, alerts.lon),
+    kecamatan = CASE WHEN excluded.lat IS NULL THEN alerts.kecamatan ELSE excluded.kecamatan END,
+    place = CASE WHEN excluded.lat IS NULL THEN alerts.place ELSE excluded.place END,
     trip_id = coalesce(excluded.trip_id, alerts.trip_id),
     crate_id = coalesce(excluded.crate_id, alerts.crate_id),
     updated_at = excluded.updated_at,
@@ -95,12 +99,15 @@ class AlertStore:
         broadcaster: Broadcaster,
         metrics: Metrics,
         now: Callable[[], float] = time.time,
+        places: Places | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
         self.broadcaster = broadcaster
         self.metrics = metrics
         self._now = now
+        # Every alert with a position carries its place (CONTRACT 2.3); by default the packaged boundaries.
+        self.places = places if places is not None else load_places()
 
     # ---- changes -------------------------------------------------------------------------------
 
@@ -155,6 +162,8 @@ class AlertStore:
         new_id = new_alert_id(now)
         lat, lon = (ev.lat, ev.lon) if ev.lat is not None and ev.lon is not None else (None, None)
         details = canonical_json(ev.details)
+        place = self.places.lookup(lat, lon) if lat is not None else None
+        kecamatan, place_json = place_columns(lat, place)
         first = [_entry(now, DETECTOR_ACTOR, "raise", AlertStatus.OPEN)]
         row = c.execute(
             _UPSERT,
@@ -173,6 +182,8 @@ class AlertStore:
                 details,
                 json.dumps(first),
                 ev.ts,
+                kecamatan,
+                place_json,
             ),
         ).fetchone()
         if row is None:
@@ -262,6 +273,10 @@ class AlertStore:
             log.exception("could not publish alert change %d", event_id)
         return alert
 
+    def fill_places(self) -> int:
+        """Compute the place of stored alerts that have a position but none yet (older alerts); how many."""
+        return fill_places(self.db, self.places)
+
     # ---- reads ---------------------------------------------------------------------------------
 
     def get(self, alert_id: str) -> Alert | None:
@@ -278,8 +293,10 @@ class AlertStore:
         since: float | None = None,
         limit: int = 100,
         until: float | None = None,
+        kecamatan: Iterable[str] | None = None,
     ) -> list[Alert]:
-        """Newest first (by raised_at). `since`/`until` bound raised_at (inclusive / exclusive)."""
+        """Newest first (by raised_at). `since`/`until` bound raised_at (inclusive / exclusive). `kecamatan`
+        takes names or area codes of the alerts' places, in any case."""
         where: list[str] = []
         args: list[Any] = []
         for col, val in (("trip_id", trip_id), ("crate_id", crate_id), ("tracker_id", tracker_id)):
@@ -292,6 +309,11 @@ class AlertStore:
                 if items:
                     where.append(f"{col} IN ({','.join('?' * len(items))})")
                     args.extend(items)
+        if kecamatan is not None:
+            names = sorted({self.kecamatan_name(k) for k in kecamatan})
+            if names:
+                where.append(f"kecamatan IN ({','.join('?' * len(names))})")
+                args.extend(names)
         if since is not None:
             where.append("raised_at >= ?")
             args.append(since)
@@ -315,6 +337,19 @@ class AlertStore:
     def open_by_type(self) -> dict[str, int]:
         rows = self.db.conn().execute(
             "SELECT type, count(*) FROM alerts WHERE status != 'resolved' GROUP BY type"
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def kecamatan_name(self, name_or_code: str) -> str:
+        """The stored name of a kecamatan given by name or code; an unknown value stays as it is."""
+        area = self.places.find_kecamatan(name_or_code)
+        return name_or_code if area is None else area.name
+
+    def open_by_kecamatan(self) -> dict[str, int]:
+        """Unresolved alerts per kecamatan of their place (alerts without a place are not counted)."""
+        rows = self.db.conn().execute(
+            "SELECT kecamatan, count(*) FROM alerts WHERE status != 'resolved' AND kecamatan IS NOT NULL "
+            "GROUP BY kecamatan"
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
@@ -380,6 +415,7 @@ def _row_alert(row: Any, history: list[dict[str, Any]] | None = None) -> Alert:
         lat=row["lat"],
         lon=row["lon"],
         details=json.loads(row["details"] or "{}"),
+        place=row_place(row),
         updated_at=rfc3339(row["updated_at"]),
         last_ts=rfc3339(row["last_ts"]),
         history=[AlertHistoryEntry.model_validate(h) for h in entries],

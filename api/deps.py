@@ -20,6 +20,7 @@ from devices.reading import Reading
 from kawal.audit import AuditLog
 from kawal.clock import Clock, WallClock
 from kawal.metrics import Metrics
+from kawal.places import Places
 from kawal.settings import Settings
 from kawal.trips import Trip, TripRepository
 from storage import Database
@@ -80,6 +81,11 @@ class AppContext:
     @property
     def audit(self) -> AuditLog:
         return self.alerts.audit
+
+    @property
+    def places(self) -> Places:
+        """The administrative areas (kawal/places.py), the ones the alerts' places come from."""
+        return self.alerts.places
 
 
 def get_ctx(request: Request) -> AppContext:

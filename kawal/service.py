@@ -32,6 +32,7 @@ from kawal.audit import AuditLog
 from kawal.broker import EmbeddedBroker
 from kawal.clock import Clock, make_clock
 from kawal.metrics import Metrics
+from kawal.places import load_places
 from kawal.settings import Settings
 from kawal.trips import Trip, TripRepository
 from storage import Database, is_url, open_database
@@ -183,7 +184,9 @@ class Service:
         audit = AuditLog(db)
         broadcaster = Broadcaster()
         self.broadcaster = broadcaster
-        alerts = AlertStore(db, audit, broadcaster, self.metrics)
+        alerts = AlertStore(db, audit, broadcaster, self.metrics, places=load_places(s.boundaries))
+        if filled := alerts.fill_places():
+            log.info("computed the place of %d stored alerts", filled)
         # A tracker clock jumping ahead is only recognisable against wall time (see DetectionConfig).
         config = DetectionConfig(clock=s.clock, future_tolerance_s=3600.0 if s.clock == "wall" else 0.0)
         engine = DetectionEngine(sink=alerts.apply, config=config)

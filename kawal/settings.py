@@ -49,3 +49,10 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(1.0, description="how often time-driven checks run (wall clock)")
     snapshot_interval_s: float = Field(30.0, description="how often detector state is snapshotted")
     tile_url: str | None = Field(None, description="optional base-map tile URL for the dashboard")
+
+    # Geography (places on alerts and crates, the offline map): the administrative boundaries.
+    boundaries: str | None = Field(
+        None,
+        description="GeoJSON file of kecamatan and desa boundaries for `place` (CONTRACT 2.3); "
+        "default: the packaged boundaries of Jombang regency",
+    )

@@ -53,6 +53,14 @@ def list_alerts(
         ),
     ] = None,
     until: Annotated[str | None, Query(description=f"raised before this time; {TIME_DOC}")] = None,
+    kecamatan: Annotated[
+        list[str] | None,
+        Query(
+            description="the kecamatan of the alert's place, by name or area code, in any case; repeat for "
+            "several (version 2)",
+            examples=["Diwek"],
+        ),
+    ] = None,
     limit: Annotated[
         int, Query(ge=1, le=1000, description="at most this many (default 100, at most 1000)")
     ] = 100,
@@ -66,6 +74,7 @@ def list_alerts(
         since=time_param("since", since),
         until=time_param("until", until),
         limit=limit,
+        kecamatan=kecamatan,
     )
     return AlertList(items=items)
 
