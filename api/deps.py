@@ -57,6 +57,8 @@ class TrackerDirectory(Protocol):
 class HealthCheck(Protocol):
     def ready(self) -> bool: ...
 
+    def reason(self) -> str | None: ...
+
 
 def _ignore_trip(trip: Trip) -> None:
     return None

@@ -413,3 +413,4 @@ class AuditList(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "starting"]
+    reason: str | None = Field(None, description="why not ready (only with 503)")

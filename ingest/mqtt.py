@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import ssl
 import struct
 import threading
@@ -25,6 +26,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from kawal.backoff import Backoff
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 
@@ -41,6 +43,7 @@ RECONNECT_MAX_S = 30
 _SILENT_DROPS_BEFORE_FALLBACK = 2
 _UNSUPPORTED_PROTOCOL = (0x01, 0x84)
 CONNACK_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 5.0  # a TCP connect to the broker before each session, so an absent broker is named at once
 _PUBACK = struct.Struct("!BBH")
 
 
@@ -74,9 +77,7 @@ class BrokerAddress:
             raise ValueError(f"unsupported MQTT URL scheme {scheme!r} in {url!r}")
         tls = scheme in ("mqtts", "ssl", "tls", "wss")
         ws = scheme in ("ws", "wss")
-        default_port = {(False, False): 1883, (True, False): 8883, (False, True): 80, (True, True): 443}[
-            (tls, ws)
-        ]
+        default_port = {(False, False): 1883, (True, False): 8883, (False, True): 80, (True, True): 443}[(tls, ws)]
         if not u.hostname:
             raise ValueError(f"no host in MQTT URL {url!r}")
         return cls(
@@ -117,6 +118,8 @@ class MqttConsumer:
         self._connack_seen = False
         self._awaiting_connack_since: float | None = None
         self._supervisor: threading.Thread | None = None
+        # Why the consumer is not subscribed (for /healthz); None once it is.
+        self.reason: str | None = f"connecting to the MQTT broker at {self.address.host}:{self.address.port}"
         group = settings.mqtt_share_group
         self.topics = [f"$share/{group}/{t}" if group else t for t in TOPIC_FILTERS]
 
@@ -167,8 +170,26 @@ class MqttConsumer:
 
     # -- connection management -----------------------------------------------------------------------------
 
+    def _wait_reachable(self) -> bool:
+        """Connect a plain TCP socket until the broker answers, saying at once why not and retrying with
+        backoff. paho would retry silently; an operator with a wrong KAWAL_MQTT_URL needs to see it."""
+        a = self.address
+        backoff = Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        while not self._stopping.is_set():
+            try:
+                socket.create_connection((a.host, a.port), timeout=PROBE_TIMEOUT_S).close()
+                return True
+            except OSError as e:
+                delay = backoff.next()
+                self.reason = f"{describe_connect_error(e)} to {a.host}:{a.port}, retrying"
+                log.warning("%s in %.0fs", self.reason, delay)
+                self._stopping.wait(delay)
+        return False
+
     def _supervise(self) -> None:
         while not self._stopping.is_set():
+            if not self._wait_reachable():
+                break
             client = self._new_client()
             with self._lock:
                 self._client = client
@@ -225,6 +246,9 @@ class MqttConsumer:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._awaiting_connack_since = None
+        a = self.address
+        self.reason = f"cannot connect to {a.host}:{a.port}, retrying"
+        log.warning("mqtt: %s", self.reason)
 
     def _new_client(self) -> mqtt.Client:
         a = self.address
@@ -260,7 +284,8 @@ class MqttConsumer:
             if self._auto and self.protocol == "5" and rc.value in _UNSUPPORTED_PROTOCOL:
                 self._fallback.set()
                 return
-            log.error("mqtt broker refused the connection: %s", rc)
+            self.reason = f"the MQTT broker at {self.address.host}:{self.address.port} refused the connection: {rc}"
+            log.error("%s", self.reason)
             return
         with self._lock:
             self._session += 1
@@ -274,9 +299,7 @@ class MqttConsumer:
         else:
             client.subscribe([(t, 1) for t in self.topics])
 
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
-    ) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         with self._lock:
             self._session += 1
         connack_seen, self._connack_seen = self._connack_seen, False
@@ -284,6 +307,7 @@ class MqttConsumer:
         self.connected.clear()
         self.subscribed.clear()
         self.metrics.mqtt_connected.set(0)
+        self.reason = f"connection to the MQTT broker at {self.address.host}:{self.address.port} lost, reconnecting"
         if self._stopping.is_set() or self._fallback.is_set():
             return
         if not connack_seen and self._auto and self.protocol == "5":
@@ -293,13 +317,12 @@ class MqttConsumer:
                 return
         log.warning("mqtt connection lost (%s); reconnecting", rc)
 
-    def _on_subscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any
-    ) -> None:
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: list[ReasonCode], props: Any) -> None:
         refused = [(t, rc) for t, rc in zip(self.topics, rcs, strict=False) if rc.is_failure]
         if refused:
             log.error("mqtt broker refused subscriptions: %s", refused)
             return
+        self.reason = None
         self.subscribed.set()
         log.info("subscribed to %s", self.topics)
 
@@ -310,8 +333,17 @@ class MqttConsumer:
             topic = m._topic.decode("utf-8", "replace")
         payload = m.payload if type(m.payload) is bytes else bytes(m.payload)
         try:
-            self._on_message(
-                InboundMessage(topic, payload, m.mid, m.qos, time.time(), bool(m.retain), self._session)
-            )
+            self._on_message(InboundMessage(topic, payload, m.mid, m.qos, time.time(), bool(m.retain), self._session))
         except Exception:  # never let a bug kill paho's network thread
             log.exception("on_message failed for %r", topic)
+
+
+def describe_connect_error(e: OSError) -> str:
+    """A TCP connect failure in a few words: "connection refused", "timed out", "unknown host"..."""
+    if isinstance(e, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(e, TimeoutError):
+        return "connection timed out"
+    if isinstance(e, socket.gaierror):
+        return "unknown host"
+    return (e.strerror or type(e).__name__).lower()

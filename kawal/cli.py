@@ -74,16 +74,22 @@ def settings_from_options(**options: Any) -> Any:
 @click.option("--mqtt-share-group", help="shared-subscription group to split load (KAWAL_MQTT_SHARE_GROUP)")
 def serve(**options: Any) -> None:
     """Run the service: ingest, detection, the API and the dashboard."""
-    from kawal.service import Service
+    from kawal.broker import BrokerError
+    from kawal.service import PortInUse, Service
 
     service = Service(settings_from_options(**options))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    service.start()
     try:
-        service.wait_ready(timeout=60)
+        service.start()
+    except (PortInUse, BrokerError) as e:
+        service.stop()
+        raise click.ClickException(str(e)) from None
+    try:
+        service.wait_serving()
         click.echo(f"Kawal is serving on {service.http_url} (MQTT {service.mqtt_url})", err=True)
+        # The broker may be down or still starting: the consumer logs why and retries; /healthz says why.
         while not stop.wait(0.5):
             if service.failed():
                 raise click.ClickException("a service component stopped unexpectedly; see the log")

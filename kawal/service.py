@@ -8,6 +8,7 @@ the InfluxDB forwarder (optional), and uvicorn for the API. Detection state is t
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -150,6 +151,43 @@ class Health:
     def ready(self) -> bool:
         return self.stores_open and self.consumer is not None and self.consumer.subscribed.is_set()
 
+    def reason(self) -> str | None:
+        """Why the service is not ready, in a few words (None when it is)."""
+        if not self.stores_open:
+            return "opening the stores"
+        if self.consumer is None:
+            return "starting the MQTT consumer"
+        if self.consumer.subscribed.is_set():
+            return None
+        return self.consumer.reason or "subscribing to the MQTT topics"
+
+
+class PortInUse(Exception):
+    """The API's port is taken: said in one line, before anything else is started."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The API's listening socket, bound before the stores and the broker are touched, so a port in use
+    fails first and leaves nothing behind (no broker session, no database)."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+            0
+        ]
+        sock = socket.socket(family, kind, proto)
+    except OSError as e:
+        raise PortInUse(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        if e.errno == 98:  # EADDRINUSE
+            raise PortInUse(f"port {port} on {host} is in use (KAWAL_HTTP_PORT / --http-port)") from e
+        raise PortInUse(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+    sock.set_inheritable(True)
+    return sock
+
 
 class Service:
     def __init__(self, settings: Settings, workdir: Path | None = None) -> None:
@@ -167,6 +205,7 @@ class Service:
         self.broadcaster: Broadcaster | None = None
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
+        self._http_socket: socket.socket | None = None
 
     @property
     def http_url(self) -> str:
@@ -176,6 +215,7 @@ class Service:
 
     def start(self) -> None:
         s = self.settings
+        self._http_socket = listen_socket(s.http_host, s.http_port)
         db = open_database(s.db)
         self.db = db
         readings = ReadingStore(db)
@@ -212,7 +252,13 @@ class Service:
 
         self.consumer = MqttConsumer(s, self.mqtt_url, self._on_message, self.metrics)
         self.pipeline = IngestPipeline(
-            db, readings, registry, detector, self.clock, self.metrics, self.consumer.ack,
+            db,
+            readings,
+            registry,
+            detector,
+            self.clock,
+            self.metrics,
+            self.consumer.ack,
             tick_interval_s=s.tick_interval_s,
         )
         self.health.consumer = self.consumer
@@ -240,12 +286,26 @@ class Service:
         app = create_app(ctx)
         http_config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
         self._server = uvicorn.Server(http_config)
-        self._server_thread = threading.Thread(target=self._server.run, name="kawal-http", daemon=True)
+        server, sockets = self._server, [self._http_socket]
+        self._server_thread = threading.Thread(
+            target=lambda: server.run(sockets=sockets), name="kawal-http", daemon=True
+        )
         self._server_thread.start()
 
     def _on_message(self, msg: object) -> None:
         assert self.pipeline is not None
         self.pipeline.submit(msg)  # type: ignore[arg-type]
+
+    def wait_serving(self, timeout: float = 30.0) -> None:
+        """Until the API answers (it does before the broker is reached: /healthz then says why not ready)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._server is not None and self._server.started:
+                return
+            if self.failed():
+                raise RuntimeError("the API server stopped while starting; see the log")
+            time.sleep(0.05)
+        raise TimeoutError(f"the API did not start within {timeout}s")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -281,5 +341,7 @@ class Service:
             self._server.should_exit = True
         if self._server_thread is not None:
             self._server_thread.join(10)
+        if self._http_socket is not None:
+            self._http_socket.close()
         if self.broker is not None:
             self.broker.stop()

@@ -50,6 +50,9 @@ class Ready:
     def ready(self) -> bool:
         return self.is_ready
 
+    def reason(self) -> str | None:
+        return None
+
 
 @dataclass
 class Harness:

@@ -19,19 +19,30 @@ router = APIRouter(tags=["operations"])
     responses={
         503: {
             "model": Health,
-            "description": "not subscribed to the broker yet, or stores not open",
-            "content": {"application/json": {"example": {"status": "starting"}}},
+            "description": "not subscribed to the broker yet, or stores not open; `reason` says which",
+            "content": {
+                "application/json": {
+                    "example": {"status": "starting", "reason": "connection refused to 10.0.0.5:1883, retrying"}
+                }
+            },
         },
         200: {"content": {"application/json": {"example": {"status": "ok"}}}},
     },
 )
 def healthz(ctx: Ctx) -> JSONResponse:
-    """200 once the service is subscribed to the broker and its stores are open; 503 before that."""
+    """200 once the service is subscribed to the broker and its stores are open; 503 before that, with the
+    reason (e.g. the broker refuses connections)."""
     try:
         ready = bool(ctx.health.ready())
-    except Exception:
-        ready = False
-    return JSONResponse({"status": "ok" if ready else "starting"}, status_code=200 if ready else 503)
+        reason = None if ready else ctx.health.reason()
+    except Exception as e:
+        ready, reason = False, f"health check failed: {type(e).__name__}"
+    if ready:
+        return JSONResponse({"status": "ok"})
+    body: dict[str, str] = {"status": "starting"}
+    if reason:
+        body["reason"] = reason
+    return JSONResponse(body, status_code=503)
 
 
 @router.get(
