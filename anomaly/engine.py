@@ -449,13 +449,24 @@ class DetectionEngine:
     def trackers(self) -> int:
         return len(self._states)
 
-    def snapshot(self) -> bytes:
-        """Every tracker's state (see anomaly.state.encode_states); trips are not included."""
-        return encode_states(self._states.values())
+    def tracker_ids(self) -> list[str]:
+        return list(self._states)
+
+    def snapshot(self, tracker_ids: Sequence[str] | None = None) -> bytes:
+        """The trackers' states (every tracker's by default; see anomaly.state.encode_states); trips are
+        not included."""
+        if tracker_ids is None:
+            return encode_states(self._states.values())
+        states = self._states
+        return encode_states([states[t] for t in tracker_ids if t in states])
 
     def restore(self, data: bytes) -> None:
         """Replace every tracker state with the snapshot's. Raises ValueError on a snapshot it cannot read."""
-        states = {st.tid: st for st in decode_states(data)}
+        self.restore_states(decode_states(data))
+
+    def restore_states(self, restored: Sequence[TrackerState]) -> None:
+        """Replace every tracker state with these."""
+        states = {st.tid: st for st in restored}
         self._states = states
         self._timers = Timers()
         for tid in self._by_tracker:

@@ -11,7 +11,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
@@ -23,7 +22,6 @@ from anomaly.engine import DetectionEngine
 from api.app import create_app
 from api.auth import TokenStore
 from api.deps import AppContext
-from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.influx import InfluxForwarder
 from ingest.mqtt import MqttConsumer
@@ -32,116 +30,14 @@ from ingest.readings import ReadingStore
 from kawal.audit import AuditLog
 from kawal.broker import EmbeddedBroker
 from kawal.clock import Clock, make_clock
+from kawal.detection import SerialDetector
 from kawal.metrics import Metrics
 from kawal.places import load_places
 from kawal.settings import Settings
-from kawal.trips import Trip, TripRepository
-from storage import Database, is_url, open_database
+from kawal.trips import TripRepository
+from storage import is_url, open_database
 
 log = logging.getLogger(__name__)
-
-REPLAY_BATCH = 5000
-TRIPS_POLL_S = 5.0
-
-
-class SerialDetector:
-    """The detection engine behind one lock, with snapshots and trip reloads done between batches.
-
-    `tick` runs on the ingest worker after a batch is fully stored and processed, so a snapshot taken
-    there reflects exactly the readings up to `readings.max_id()`.
-    """
-
-    def __init__(
-        self,
-        engine: DetectionEngine,
-        db: Database,
-        readings: ReadingStore,
-        trips: TripRepository,
-        snapshot_interval_s: float,
-    ) -> None:
-        self.engine = engine
-        self.db = db
-        self.readings = readings
-        self.trips = trips
-        self.snapshot_interval_s = snapshot_interval_s
-        self._lock = threading.Lock()
-        self._last_snapshot = time.monotonic()
-        self._last_trips_poll = time.monotonic()
-        self._trips_version = self._read_trips_version()
-
-    # The Detector protocol of ingest.pipeline.
-    def process(self, readings: Sequence[Reading]) -> None:
-        with self._lock:
-            self.engine.process(readings)
-
-    def on_status(self, tracker_id: str, status: str, at: float) -> None:
-        with self._lock:
-            self.engine.on_status(tracker_id, status, at)
-
-    def tick(self, now: float) -> None:
-        with self._lock:
-            self.engine.tick(now)
-        mono = time.monotonic()
-        if mono - self._last_trips_poll >= TRIPS_POLL_S:
-            self._last_trips_poll = mono
-            self.reload_trips_if_changed()
-        if mono - self._last_snapshot >= self.snapshot_interval_s:
-            self.save_snapshot()
-
-    # Trips changed through the API arrive here; a bulk import by CLI is noticed by polling.
-    def upsert_trip(self, trip: Trip) -> None:
-        with self._lock:
-            self.engine.upsert_trip(trip)
-            self._trips_version = self._read_trips_version()
-
-    def reload_trips_if_changed(self) -> None:
-        version = self._read_trips_version()
-        if version != self._trips_version:
-            trips = self.trips.list()
-            with self._lock:
-                self.engine.set_trips(trips)
-                self._trips_version = version
-            log.info("reloaded %d trips", len(trips))
-
-    def _read_trips_version(self) -> tuple[int, float]:
-        row = self.db.conn().execute("SELECT count(*), coalesce(max(updated_at), 0) FROM trips").fetchone()
-        return int(row[0]), float(row[1])
-
-    def save_snapshot(self) -> None:
-        with self._lock:
-            state = self.engine.snapshot()
-            upto = self.readings.max_id()
-        with self.db.write() as c:
-            c.execute(
-                "INSERT INTO detector_state (id, reading_id, state, saved_at) VALUES (1, ?, ?, ?)"
-                " ON CONFLICT (id) DO UPDATE SET reading_id = excluded.reading_id, state = excluded.state,"
-                " saved_at = excluded.saved_at",
-                (upto, state, time.time()),
-            )
-        self._last_snapshot = time.monotonic()
-
-    def restore(self) -> int:
-        """Load the last snapshot, then replay stored readings newer than it. Returns readings replayed."""
-        row = self.db.conn().execute("SELECT reading_id, state FROM detector_state WHERE id = 1").fetchone()
-        after = 0
-        if row is not None:
-            try:
-                with self._lock:
-                    self.engine.restore(bytes(row["state"]))
-                after = int(row["reading_id"])
-            except Exception:
-                log.exception("detector snapshot unreadable; rebuilding state from the stored track")
-        replayed = 0
-        while True:
-            batch = self.readings.after_id(after, REPLAY_BATCH)
-            if not batch:
-                break
-            with self._lock:
-                self.engine.process([r for _, r in batch])
-            after = batch[-1][0]
-            replayed += len(batch)
-        return replayed
-
 
 class Health:
     def __init__(self) -> None:
