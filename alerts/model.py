@@ -54,8 +54,8 @@ SEVERITY: dict[AlertType, Severity] = {
     AlertType.HANDOVER_MISMATCH: Severity.MAJOR,
 }
 
-# A seal break is evidence; only a person may close it.
-NEVER_AUTO_RESOLVE: frozenset[AlertType] = frozenset({AlertType.SEAL_BREAK})
+# A seal break is evidence, and so is a suspected spoofing or replay: only a person may close them.
+NEVER_AUTO_RESOLVE: frozenset[AlertType] = frozenset({AlertType.SEAL_BREAK, AlertType.SPOOFING_SUSPECTED})
 
 
 class AlertHistoryEntry(BaseModel):

@@ -128,6 +128,7 @@ class Ctx:
         "prev_last",
         "prev_lat",
         "prev_lon",
+        "prev_seq",
         "prev_ts",
         "reading",
         "ts",
@@ -154,6 +155,7 @@ class Ctx:
         self.prev_lon = math.nan
         self.prev_ts = math.nan
         self.prev_last = -INF  # the tracker's previous in-order reading time (before this one)
+        self.prev_seq = -2  # and its seq (-1: none)
         self.moved = False  # this fix ended the stop the crate was in
 
 

@@ -133,6 +133,98 @@ class DetectionConfig:
     """Hysteresis: low_battery resolves when the battery reads at least this much (a charged or replaced
     battery), so a reading wobbling around 15 % does not flap."""
 
+    # ---- adversary: fix_lost, spoofing_suspected (issue 17) --------------------------------------------
+    fix_lost_acc_m: float = 100.0
+    """fix_lost: a fix whose accuracy is worse than this is no usable fix (the same bound as ``max_acc_m``:
+    a jammed receiver's accuracy climbs to hundreds of metres). Together with no fix and Null Island, for
+    longer than the trip's ``max_silence_min`` while readings keep coming."""
+
+    reboot_seq_max: int = 32
+    """A reboot restarts ``seq`` at a small number with a fresh ``ts``: an in-order reading whose seq falls
+    back to at most this is a reboot, not a replay (trackers count from 0 or 1; a few readings may be lost
+    while the modem reconnects)."""
+
+    seq_jump_min: int = 10_000
+    """A forward seq jump larger than this and than twice the elapsed seconds is evidence (no tracker
+    records more than one reading every 2 s; CONTRACT 1.1: seq is +1 per reading)."""
+
+    ts_regress_min_s: float = 300.0
+    """A late reading whose seq is newer than any seen, but whose ts is this much older than the latest:
+    the clock went back further than a time correction does (GNSS/NTP steps are seconds); a replay repeats
+    old ts."""
+
+    kin_min_kmh: float = 15.0
+    """Speed/heading consistency is judged only between consecutive accepted fixes where the reported or the
+    implied speed is at least this (at walking pace heading is noise) ..."""
+
+    kin_max_dt_s: float = 120.0
+    """... and at most this long apart (a longer gap says nothing about the speed in between)."""
+
+    kin_tol_kmh: float = 25.0
+    """A pair of fixes disagrees when the reported velocity (mean of the two readings' spd/hdg vectors) and
+    the velocity implied by the movement differ by more than max(this, ``kin_tol_ratio`` x the larger):
+    a consumer receiver's Doppler speed is good to ~0.5 km/h, so this is all about accelerating, braking and
+    turning between fixes (a lorry stopping at a junction inside a 30 s interval)."""
+
+    kin_tol_ratio: float = 0.5
+    """See ``kin_tol_kmh``."""
+
+    kin_window: int = 12
+    """Speed/heading checks are counted over the last this many pairs (a halving window) ..."""
+
+    kin_bad: int = 8
+    """... and this many disagreeing pairs among them is evidence. Clean drives in the simulator and the
+    tests disagree on at most 2 of 12 (traffic stops inside an interval)."""
+
+    noise_min_step_m: float = 30.0
+    """Noise signature: three consecutive accepted fixes at least this far apart each (moving) give one
+    residual, the middle fix's distance from the line through its neighbours."""
+
+    noise_max_resid_m: float = 25.0
+    """Residuals above this are curves, not noise, and are left out."""
+
+    noise_alpha: float = 0.1
+    """Residuals are averaged with this exponential weight (about 19 triples' memory)."""
+
+    noise_min_samples: int = 15
+    """The average is judged only after this many residuals (in the current trip)."""
+
+    noise_clean_m: float = 0.25
+    """Too clean: an average jitter below this (the change of a fix's offset from the line through its
+    neighbours, fix to fix, capped at 3 m). A consumer receiver's Gauss-Markov error (sigma >= 2 m, 60 s
+    correlation; Newson & Krumm 2009: 4.07 m) leaves >= 0.6 m between fixes 10-60 s apart; positions on a
+    perfect line (a GPS simulator) leave the 1e-6 degree rounding, ~0.1 m ..."""
+
+    noise_ratio: float = 4.0
+    """... and this many times cleaner than the same tracker's own baseline (learned slowly over its earlier
+    fixes, kept across trips). Only both together are evidence: a track with no noise from the start (a
+    synthetic one, the tests') has no real-noise baseline to be unlike."""
+
+    replay_cell_deg: float = 2e-5
+    """Replay: accepted moving fixes are quantised to cells of this many degrees (about 2.2 m) ..."""
+
+    replay_run: int = 6
+    """... and a run of this many consecutive cells is hashed (time-shift invariant: positions only).
+    Two honest drives on the same road differ by GPS noise (sigma 2-6 m) and by where along the road each
+    fix fell (a 30 s interval at 40 km/h is 330 m): six fixes in the same 2 m cells in a row do not
+    happen by chance, while a replay copies them exactly."""
+
+    replay_step_m: float = 20.0
+    """Only a fix at least this far from the previous hashed one enters the run (a parked crate's fixes
+    say nothing about its track)."""
+
+    replay_sample: int = 4
+    """One run in this many (chosen by its hash, so a replay samples the same runs) is stored in the
+    index; every run is looked up."""
+
+    replay_index_max: int = 500_000
+    """Stored runs kept (oldest dropped first): about 90 B each, 45 MB at most; with the 1-in-4 sample,
+    two million moving fixes of history (a day of 10,000 crates reporting every 30 s)."""
+
+    replay_min_age_s: float = 1800.0
+    """A match with the tracker's own track counts only when that run was stored at least this long ago
+    (its own fixes of the last half hour are not a replay)."""
+
     # ---- spatial index of every trip's zones (wrong_destination) ------------------------------------
     zone_cell_deg: float = 0.02
     """Grid cell of the zone index, in degrees (about 2.2 km at Jombang's latitude)."""
@@ -162,9 +254,20 @@ class DetectionConfig:
             "movement_confirm_count",
             "movement_exit_count",
             "jump_reanchor_count",
+            "kin_window",
+            "kin_bad",
+            "noise_min_samples",
+            "replay_run",
+            "replay_sample",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.kin_bad > self.kin_window:
+            raise ValueError("kin_bad must not exceed kin_window")
+        if not 0 < self.noise_alpha <= 1:
+            raise ValueError("noise_alpha must be in (0, 1]")
+        if self.replay_cell_deg <= 0 or self.noise_ratio <= 1:
+            raise ValueError("replay_cell_deg must be positive and noise_ratio above 1")
         if self.zone_cell_deg <= 0:
             raise ValueError("zone_cell_deg must be positive")
 

@@ -17,28 +17,21 @@ from __future__ import annotations
 
 import logging
 import math
-from bisect import insort
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from alerts.model import NEVER_AUTO_RESOLVE, AlertEvent, AlertType
 from anomaly.base import BIT, INF, Ctx, Detector, Emitter
 from anomaly.config import DetectionConfig
+from anomaly.detectors import default_detectors, reading_order
 from anomaly.gps import FIX_JUMP, FIX_NAMES, FIX_NONE, FIX_OK, FIX_STALE, screen
-from anomaly.gps_jump import GpsJumpDetector
-from anomaly.low_battery import LowBatteryDetector
 from anomaly.motion import update_cluster
-from anomaly.overdue import OverdueDetector
-from anomaly.phase import Phase, TripPlan, bound_plan, next_departure, phase_at, plan_version, update_arrival
-from anomaly.route_deviation import RouteDeviationDetector
+from anomaly.phase import Phase, TripPlan, bound_plan, next_departure, phase_at, update_arrival
 from anomaly.seal import SealDetector
-from anomaly.signal_lost import SignalLostDetector
+from anomaly.spoofing import SpoofingDetector
 from anomaly.state import NEG_INF, TrackerState, decode_states, encode_states
 from anomaly.timers import Timers
-from anomaly.unexpected_movement import UnexpectedMovementDetector
-from anomaly.unscheduled_stop import UnscheduledStopDetector
-from anomaly.wrong_destination import WrongDestinationDetector
-from anomaly.zones import DESTINATION, ORIGIN, ZoneIndex
+from anomaly.trip_book import TripBook
+from anomaly.zones import ZoneIndex
 from devices.reading import Reading
 from kawal.trips import Trip
 
@@ -52,36 +45,6 @@ _PHASE_END_REASON = {
     Phase.TRANSIT: "departed",
     Phase.ARRIVED: "arrived",
 }
-
-
-def default_detectors() -> tuple[Detector, ...]:
-    """Every alert type, in evaluation order (seal first: it must never wait for anything)."""
-    return (
-        SealDetector(),
-        GpsJumpDetector(),
-        LowBatteryDetector(),
-        SignalLostDetector(),
-        RouteDeviationDetector(),
-        UnscheduledStopDetector(),
-        WrongDestinationDetector(),
-        UnexpectedMovementDetector(),
-        OverdueDetector(),
-    )
-
-
-def _order(r: Reading) -> tuple[Any, ...]:
-    """A total order on readings, so that any shuffle of a batch is processed identically."""
-    return (
-        r.ts,
-        -1 if r.seq is None else r.seq,
-        999.0 if r.lat is None else r.lat,
-        999.0 if r.lon is None else r.lon,
-        r.seal or "",
-        -1.0 if r.bat is None else r.bat,
-        -1.0 if r.acc is None else r.acc,
-        -1.0 if r.spd is None else r.spd,
-        -1.0 if r.hdg is None else r.hdg,
-    )
 
 
 class DetectionEngine:
@@ -98,14 +61,16 @@ class DetectionEngine:
         self._ctx = Ctx(self.cfg, self._emit, self._zones)
         self.detectors: tuple[Detector, ...] = tuple(detectors) if detectors is not None else default_detectors()
         self._seal = next((d for d in self.detectors if isinstance(d, SealDetector)), None)
+        self._spoof = next((d for d in self.detectors if isinstance(d, SpoofingDetector)), None)
         # Per phase: the detectors that run, those with time-driven checks, those whose alerts end there.
         self._run = {p: tuple(d for d in self.detectors if p in d.phases) for p in Phase}
         self._timed = {p: tuple(d for d in self._run[p] if type(d).deadline is not Detector.deadline) for p in Phase}
         self._end = {
             p: tuple(d for d in self.detectors if p not in d.phases and d.type not in NEVER_AUTO_RESOLVE) for p in Phase
         }
-        self._plans: dict[str, TripPlan] = {}
-        self._by_tracker: dict[str, list[TripPlan]] = {}
+        self._book = TripBook(self._zones, self._emit)
+        self._plans = self._book.plans  # the same dicts, never replaced
+        self._by_tracker = self._book.by_tracker
         self._states: dict[str, TrackerState] = {}
         self._timers = Timers()
         self._now = NEG_INF  # the latest tick's time
@@ -114,54 +79,12 @@ class DetectionEngine:
 
     def set_trips(self, trips: Sequence[Trip]) -> None:
         """Replace the whole set of trips. Unchanged trips (same updated_at) keep their compiled plan."""
-        touched: set[str] = set()
-        seen: set[str] = set()
-        for trip in trips:
-            seen.add(trip.trip_id)
-            old = self._plans.get(trip.trip_id)
-            if old is not None and old.version is not None and old.version == plan_version(trip):
-                continue
-            self._put_plan(trip, touched)
-        for trip_id in [t for t in self._plans if t not in seen]:
-            self._drop_plan(trip_id, touched)
-        self._refresh(touched)
+        self._refresh(self._book.set_trips(trips, self._states))
 
     def upsert_trip(self, trip: Trip) -> None:
         touched: set[str] = set()
-        self._put_plan(trip, touched)
+        self._book.put(trip, self._states, touched)
         self._refresh(touched)
-
-    def _put_plan(self, trip: Trip, touched: set[str]) -> None:
-        try:
-            plan = TripPlan(trip)
-        except Exception:
-            self._emit.count("trips_rejected")
-            log.exception("trip %s cannot be used for detection", trip.trip_id)
-            return
-        if trip.trip_id in self._plans:
-            self._drop_plan(trip.trip_id, touched)
-            st = self._states.get(plan.tracker_id)
-            if st is not None and st.trip == plan.trip_id:
-                st.hint = 0  # the route or the zones may have changed under a running trip
-                st.sc_cls = -1
-        self._plans[plan.trip_id] = plan
-        plans = self._by_tracker.setdefault(plan.tracker_id, [])
-        insort(plans, plan, key=lambda p: (p.depart_after, p.trip_id))
-        o, d = plan.origin, plan.dest
-        self._zones.add(plan.trip_id, ORIGIN, o.lat, o.lon, o.r, o.name)
-        self._zones.add(plan.trip_id, DESTINATION, d.lat, d.lon, d.r, d.name)
-        touched.add(plan.tracker_id)
-
-    def _drop_plan(self, trip_id: str, touched: set[str]) -> None:
-        plan = self._plans.pop(trip_id)
-        plans = self._by_tracker.get(plan.tracker_id)
-        if plans is not None:
-            plans[:] = [p for p in plans if p.trip_id != trip_id]
-            if not plans:
-                del self._by_tracker[plan.tracker_id]
-        self._zones.remove(trip_id, ORIGIN, plan.origin.lat, plan.origin.lon, plan.origin.r)
-        self._zones.remove(trip_id, DESTINATION, plan.dest.lat, plan.dest.lon, plan.dest.r)
-        touched.add(plan.tracker_id)
 
     def _refresh(self, trackers: set[str]) -> None:
         for tid in trackers:
@@ -193,7 +116,7 @@ class DetectionEngine:
                 if readings[j].ts > top:
                     top = readings[j].ts
                 j += 1
-            rs = [r] if j == i + 1 else sorted(readings[i:j], key=_order)
+            rs = [r] if j == i + 1 else sorted(readings[i:j], key=reading_order)
             st = states.get(tid)
             if st is None:
                 st = states[tid] = TrackerState(tid)
@@ -262,6 +185,7 @@ class DetectionEngine:
         c.reading = r
         c.ts = ts
         c.prev_last = st.last_ts
+        c.prev_seq = st.last_seq
         st.last_ts = ts
         st.last_seq = seq
         c.prev_lat = st.fx_lat
@@ -300,7 +224,9 @@ class DetectionEngine:
             det.on_reading(c, st)
 
     def _late(self, st: TrackerState, plans: list[TripPlan] | None, r: Reading) -> None:
-        if self._seal is None or r.seal is None or r.seal == "closed":
+        seal = self._seal is not None and r.seal is not None and r.seal != "closed"
+        spoof = self._spoof is not None and r.seq is not None
+        if not (seal or spoof):
             return
         c = self._ctx
         plan = bound_plan(plans, r.ts)
@@ -310,7 +236,10 @@ class DetectionEngine:
         c.fix = FIX_NONE
         c.moved = False
         c.phase = phase_at(st, plan, r.ts)
-        self._seal.on_late(c, st)
+        if seal and self._seal is not None:
+            self._seal.on_late(c, st)
+        if spoof and self._spoof is not None:
+            self._spoof.on_late(c, st)
 
     def _bind(self, st: TrackerState, plans: list[TripPlan] | None, t: float) -> TripPlan | None:
         """Bind the tracker to its trip at `t` and return that trip.

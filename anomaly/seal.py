@@ -3,7 +3,8 @@
 Expected only inside the destination zone at or after the trip's `destination.open_after`: then the
 opening is counted as expected, with no alert. Seal readings are never filtered: a seal state is read
 from readings without a fix, with a bad fix, and from late (out-of-order) readings, which raise at once
-unless they fall inside an open episode already seen. Never resolves by itself (evidence).
+unless they fall inside an open episode already seen. Never resolves by itself (evidence); a seal that
+goes `tampered` -> `closed` updates the alert with the flip (details `flipped_to`, `closed_at`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
 from anomaly.phase import Phase, TripPlan
-from anomaly.state import SEAL_CODES, SEAL_NAMES, SEAL_OPEN, TrackerState
+from anomaly.state import SEAL_CODES, SEAL_NAMES, SEAL_OPEN, SEAL_TAMPERED, TrackerState
 
 
 class SealDetector(Detector):
@@ -42,8 +43,25 @@ class SealDetector(Detector):
         else:
             if old >= SEAL_OPEN:
                 st.close_seal_episode(ts)
+            if old == SEAL_TAMPERED and st.active & self.bit and not self.expected(c, st, c.plan):
+                self._flip(c, st, ts)
             st.active &= ~self.bit
         st.seal = new
+
+    def _flip(self, c: Ctx, st: TrackerState, ts: float) -> None:
+        """`tampered` -> `closed` is never a resolution (a sensor cut off and put back, or a tracker taken off
+        its crate): the alert stays open and its details record the flip."""
+        lat, lon = _position(c, st)
+        details: dict[str, object] = {
+            "seal": "tampered",
+            "flipped_to": "closed",
+            "tampered_at": st.seal_ts,
+            "closed_at": ts,
+        }
+        if c.plan is not None:
+            details["phase"] = c.phase.name.lower()
+        c.emit.count("seal_flip")
+        c.emit.raise_(st, c.plan, self.type, st.seal_ts, lat, lon, details)
 
     def on_late(self, c: Ctx, st: TrackerState) -> None:
         """A reading older than the tracker's latest: only its seal state matters."""

@@ -83,6 +83,31 @@ class TrackerState:
         "mv_lon",
         "mv_in",
         "mv_d",
+        # fix_lost: last usable fix, first reading without one since, and how many (appended, issue 17)
+        "uf_ts",
+        "nf_ts",
+        "nf_n",
+        # spoofing_suspected: evidence kinds raised this trip, highest seq seen, speed/heading checks,
+        # noise signature (the two fixes before, trip average and count, the tracker's own baseline), and
+        # the replay run (the last quantised cells)
+        "sp_ev",
+        "sq_hi",
+        "kn_spd",
+        "kn_hdg",
+        "kn_n",
+        "kn_bad",
+        "nz_alat",
+        "nz_alon",
+        "nz_blat",
+        "nz_blon",
+        "nz_rlast",
+        "nz_avg",
+        "nz_n",
+        "nz_base",
+        "nz_bn",
+        "rp_win",
+        "rp_lat",
+        "rp_lon",
     )
 
     def __init__(self, tid: str) -> None:
@@ -108,6 +133,13 @@ class TrackerState:
         self.seal = SEAL_UNKNOWN
         self.seal_ts = NAN
         self.seal_eps: list[list[float]] | None = None
+        self.uf_ts = NAN
+        self.sq_hi = NAN
+        self.nz_base = NAN
+        self.nz_bn = 0
+        self.rp_win: list[int] | None = None
+        self.rp_lat = NAN
+        self.rp_lon = NAN
         self.reset_trip()
         self.reset_cluster()
 
@@ -129,6 +161,24 @@ class TrackerState:
         self.mv_in = 0
         self.mv_d = NAN
         self.sc_cls = -1
+        self.nf_ts = NAN
+        self.nf_n = 0
+        self.sp_ev = 0
+        self.kn_spd = NAN
+        self.kn_hdg = NAN
+        self.kn_n = 0
+        self.kn_bad = 0
+        self.reset_noise()
+
+    def reset_noise(self) -> None:
+        """The trip's noise signature (the baseline is the receiver's and stays)."""
+        self.nz_alat = NAN
+        self.nz_alon = NAN
+        self.nz_blat = NAN
+        self.nz_blon = NAN
+        self.nz_rlast = NAN
+        self.nz_avg = NAN
+        self.nz_n = 0
 
     def reset_cluster(self) -> None:
         self.sc_lat = NAN
@@ -170,8 +220,29 @@ class TrackerState:
 # trackers well under a second (JSON of ~5 million floats took seconds).
 
 SNAPSHOT_MAGIC = b"KWDS2"
-INT_FIELDS = ("active", "sched", "hint", "jp_n", "seal", "dv_n", "dv_in", "sc_n", "sc_out", "sc_cls", "mv_n", "mv_in")
-OBJ_FIELDS = ("tid", "trip", "status", "last_seq", "seal_eps")  # last_seq: a tracker's seq may exceed 2**63
+INT_FIELDS = (
+    "active",
+    "sched",
+    "hint",
+    "jp_n",
+    "seal",
+    "dv_n",
+    "dv_in",
+    "sc_n",
+    "sc_out",
+    "sc_cls",
+    "mv_n",
+    "mv_in",
+    # issue 17, appended
+    "nf_n",
+    "sp_ev",
+    "kn_n",
+    "kn_bad",
+    "nz_n",
+    "nz_bn",
+)
+# last_seq: a tracker's seq may exceed 2**63; rp_win: None for a tracker that never moved
+OBJ_FIELDS = ("tid", "trip", "status", "last_seq", "seal_eps", "rp_win")
 FLOAT_FIELDS = tuple(n for n in TrackerState.__slots__ if n not in INT_FIELDS and n not in OBJ_FIELDS)
 _HEAD = struct.Struct("<II")
 
@@ -238,5 +309,7 @@ def decode_states(data: bytes) -> list[TrackerState]:
                     setattr(st, name, v)
         if st.seal_eps is not None:
             st.seal_eps = [[float(a), float(b)] for a, b in st.seal_eps]
+        if st.rp_win is not None:
+            st.rp_win = [int(v) for v in st.rp_win]
         out.append(st)
     return out

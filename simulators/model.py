@@ -45,6 +45,8 @@ BENIGN_TYPES: tuple[str, ...] = ("allowed_stop", "traffic_stop", "authorised_ope
 CONSEQUENCES: dict[str, tuple[str, ...]] = {
     "wrong_destination": ("route_deviation", "unscheduled_stop", "overdue"),
     "unexpected_movement": ("route_deviation", "unscheduled_stop"),
+    # A jammer that also blocks the modem: the fix-less readings it kept arrive as a backlog afterwards.
+    "signal_lost": ("fix_lost",),
 }
 
 ACC_PER_SIGMA = math.sqrt(-2.0 * math.log(1.0 - 0.68))  # 68 % radius of a circular 2-D Gaussian, in σ

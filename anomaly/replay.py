@@ -1,0 +1,53 @@
+"""A bounded index of runs of quantised fixes, to recognise a track that was seen before.
+
+A replay (yesterday's recorded trip published again with the tracker's credentials, shifted to today)
+copies positions exactly; only the times change. Each accepted moving fix is quantised to a cell of
+`replay_cell_deg`, and the last `replay_run` cells of a tracker are hashed (positions only, so the hash
+is the same after any time shift). One run in `replay_sample`, chosen by its hash (a replay samples the
+same runs), is stored with the tracker and time that produced it; every run is looked up, one dict access.
+The index keeps the newest `replay_index_max` runs: memory is bounded and nothing is ever scanned.
+
+Honest drives on the same road do not collide: GPS noise (sigma 2-6 m) and where along the road each fix
+fell (a 30 s interval at 40 km/h is 330 m) put their fixes in other 2 m cells.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+
+def cell(lat: float, lon: float, q: float) -> int:
+    """One int per cell (exact for a copied position, whatever the time)."""
+    return round(lat / q) * 33_554_432 + round(lon / q)  # 2**25 > 180 / 2e-5 columns
+
+
+class ReplayIndex:
+    """run hash -> (tracker id, event time) of the first time the run was seen; oldest dropped first."""
+
+    __slots__ = ("_runs", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._runs: OrderedDict[int, tuple[str, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def get(self, h: int) -> tuple[str, float] | None:
+        return self._runs.get(h)
+
+    def add(self, h: int, tracker_id: str, ts: float) -> None:
+        runs = self._runs
+        if h in runs:
+            return
+        runs[h] = (tracker_id, ts)
+        while len(runs) > self.limit:
+            runs.popitem(last=False)
+
+    def items(self) -> list[tuple[int, str, float]]:
+        return [(h, t, ts) for h, (t, ts) in self._runs.items()]
+
+    def load(self, items: list[tuple[int, str, float]]) -> None:
+        self._runs.clear()
+        for h, t, ts in items:
+            self.add(h, t, ts)
