@@ -1,7 +1,7 @@
 """Plane geometry in local metres, and the per-trip route index.
 
-A trip spans tens of kilometres, so a local equirectangular projection around its first route point is
-exact to well under 0.1 %: x = R * dlon * cos(lat0), y = R * dlat (radians). Routes are stored once as
+A trip spans tens of kilometres, so a local equirectangular projection around its first route point
+(kawal.geodesy.LocalFrame, the one geodesy of Kawal) is exact to well under 0.1 %. Routes are stored once as
 float32 metres in `array` buffers: Python reads single points from them cheaply (the hinted search), and
 numpy views the same memory without a copy (the full search).
 """
@@ -14,35 +14,10 @@ from array import array
 import numpy as np
 import numpy.typing as npt
 
-EARTH_RADIUS_M = 6_371_008.8  # IUGG mean radius
-M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+from kawal.geodesy import LocalFrame
+
 FloatArray = npt.NDArray[np.float64]
 F32Array = npt.NDArray[np.float32]
-
-
-def metres_between(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Equirectangular distance in metres; accurate at the scale of one trip."""
-    kx = M_PER_DEG * math.cos(math.radians((lat1 + lat2) * 0.5))
-    dx = (lon2 - lon1) * kx
-    dy = (lat2 - lat1) * M_PER_DEG
-    return math.sqrt(dx * dx + dy * dy)
-
-
-class Frame:
-    """A local tangent frame: degrees <-> metres around (lat0, lon0)."""
-
-    __slots__ = ("kx", "lat0", "lon0")
-
-    def __init__(self, lat0: float, lon0: float) -> None:
-        self.lat0 = lat0
-        self.lon0 = lon0
-        self.kx = M_PER_DEG * math.cos(math.radians(lat0))
-
-    def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
-        return (lon - self.lon0) * self.kx, (lat - self.lat0) * M_PER_DEG
-
-    def to_latlon(self, x: float, y: float) -> tuple[float, float]:
-        return self.lat0 + y / M_PER_DEG, self.lon0 + x / self.kx
 
 
 class Circle:
@@ -50,7 +25,7 @@ class Circle:
 
     __slots__ = ("lat", "lon", "name", "r", "x", "y")
 
-    def __init__(self, frame: Frame, lat: float, lon: float, radius_m: float, name: str) -> None:
+    def __init__(self, frame: LocalFrame, lat: float, lon: float, radius_m: float, name: str) -> None:
         self.lat = lat
         self.lon = lon
         self.r = radius_m
@@ -95,7 +70,7 @@ class RouteIndex:
 
     __slots__ = ("frame", "n", "xs", "ys")
 
-    def __init__(self, frame: Frame, points: list[tuple[float, float]] | list[list[float]]) -> None:
+    def __init__(self, frame: LocalFrame, points: list[tuple[float, float]] | list[list[float]]) -> None:
         if len(points) < 2:
             raise ValueError("a route needs at least 2 points")
         self.frame = frame

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 
 from anomaly.config import DetectionConfig
-from anomaly.geometry import metres_between
 from anomaly.state import TrackerState
 from devices.reading import Reading
+from kawal.geodesy import distance_m
 
 FIX_NONE = 0  # no position, or Null Island (Traccar filter.zero)
 FIX_OK = 1
@@ -46,7 +46,7 @@ def screen(cfg: DetectionConfig, st: TrackerState, r: Reading) -> int:
         return FIX_STALE
     ts = r.ts
     if st.fx_ts == st.fx_ts:  # there is an accepted fix to compare with
-        d = metres_between(st.fx_lat, st.fx_lon, lat, lon)
+        d = distance_m(st.fx_lat, st.fx_lon, lat, lon)
         dt = ts - st.fx_ts
         if dt < 1.0:
             dt = 1.0
@@ -74,7 +74,7 @@ def _rejected(
     # Does this fix agree with the previous rejected one? Then several fixes say the crate is here, and it is
     # the anchor that was wrong (for instance a bad first fix): move the anchor instead of rejecting forever.
     if st.jp_n > 0 and st.jp_ts == st.jp_ts:
-        d_prev = metres_between(st.jp_lat, st.jp_lon, lat, lon)
+        d_prev = distance_m(st.jp_lat, st.jp_lon, lat, lon)
         dt_prev = max(r.ts - st.jp_ts, 1.0)
         slack = cfg.jump_acc_factor * (acc + cfg.default_acc_m)
         consistent = (d_prev - slack) * 3.6 <= cfg.max_speed_kmh * dt_prev

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from anomaly.base import Ctx
 from anomaly.config import DetectionConfig
-from anomaly.geometry import metres_between
 from anomaly.state import TrackerState
+from kawal.geodesy import distance_m
 
 STOP_ALLOWED = 0  # origin, destination or an allowed stop of the crate's own trip
 STOP_FOREIGN = 1  # another trip's origin or destination zone
@@ -38,7 +38,7 @@ def update_cluster(
     radius = cfg.stop_radius_m
     if cfg.stop_acc_factor * acc > radius:
         radius = cfg.stop_acc_factor * acc
-    if metres_between(st.sc_lat, st.sc_lon, lat, lon) <= radius:
+    if distance_m(st.sc_lat, st.sc_lon, lat, lon) <= radius:
         if ts - st.sc_last > max_gap:
             _start(st, lat, lon, ts)
             return False
@@ -59,7 +59,7 @@ def update_cluster(
     # Moved on. The new cluster starts at the first fix that left, if this one is still near it.
     olat, olon, ots = st.sc_olat, st.sc_olon, st.sc_ots
     st.reset_cluster()
-    if ots != ts and metres_between(olat, olon, lat, lon) <= radius:
+    if ots != ts and distance_m(olat, olon, lat, lon) <= radius:
         _start(st, olat, olon, ots)
         st.sc_n = 2
         st.sc_lat = (olat + lat) * 0.5

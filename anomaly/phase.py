@@ -10,8 +10,9 @@ import math
 from enum import IntEnum
 
 from anomaly.config import DetectionConfig
-from anomaly.geometry import Circle, Frame, RouteIndex
+from anomaly.geometry import Circle, RouteIndex
 from anomaly.state import NAN, TrackerState
+from kawal.geodesy import LocalFrame
 from kawal.timeutil import rfc3339
 from kawal.trips import Trip
 
@@ -62,7 +63,7 @@ class TripPlan:
         self.max_stop_s = float(trip.max_stop_min) * 60.0
         self.max_silence_s = float(trip.max_silence_min) * 60.0
         lat0, lon0 = trip.route[0]
-        frame = Frame(float(lat0), float(lon0))
+        frame = LocalFrame(float(lat0), float(lon0))
         self.frame = frame
         self.route = RouteIndex(frame, list(trip.route))
         o, d = trip.origin, trip.destination

@@ -15,18 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.model import AlertAction, AlertEvent, AlertType
-from anomaly.geometry import M_PER_DEG, metres_between
 from devices.reading import Reading
+from kawal.geodesy import distance_m, offset
 from kawal.trips import Trip
 
 # Gudang KPU Jombang -> PPK Diwek (the contract's example trip), about 4.4 km.
 GUDANG = (-7.5460, 112.2330)
 DIWEK = (-7.5850, 112.2300)
 T0 = 1_732_060_800.0  # 2024-11-20T00:00:00Z = 07:00 WIB
-
-
-def offset(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]:
-    return lat + north_m / M_PER_DEG, lon + east_m / (M_PER_DEG * math.cos(math.radians(lat)))
 
 
 def line(start: tuple[float, float], east_m: float, north_m: float, n: int = 21) -> list[tuple[float, float]]:
@@ -74,7 +70,7 @@ def make_trip(
 
 
 def route_length_m(route: Sequence[tuple[float, float]]) -> float:
-    return sum(metres_between(*a, *b) for a, b in itertools.pairwise(route))
+    return sum(distance_m(*a, *b) for a, b in itertools.pairwise(route))
 
 
 def point_at(route: Sequence[tuple[float, float]], dist_m: float) -> tuple[float, float]:
@@ -82,7 +78,7 @@ def point_at(route: Sequence[tuple[float, float]], dist_m: float) -> tuple[float
     if dist_m <= 0:
         return route[0]
     for a, b in itertools.pairwise(route):
-        seg = metres_between(*a, *b)
+        seg = distance_m(*a, *b)
         if dist_m <= seg and seg > 0:
             t = dist_m / seg
             return a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from anomaly.geometry import M_PER_DEG, metres_between
+from kawal.geodesy import M_PER_DEG, distance_m, lon_degrees
 
 ORIGIN = "origin"
 DESTINATION = "destination"
@@ -45,7 +45,7 @@ class ZoneIndex:
     def _cells_of(self, lat: float, lon: float, radius_m: float) -> list[tuple[int, int]]:
         radius_m += self.pad_m
         dlat = radius_m / M_PER_DEG
-        dlon = radius_m / (M_PER_DEG * max(math.cos(math.radians(lat)), 1e-6))
+        dlon = lon_degrees(radius_m, lat)
         c = self.cell_deg
         i0, i1 = math.floor((lat - dlat) / c), math.floor((lat + dlat) / c)
         j0, j1 = math.floor((lon - dlon) / c), math.floor((lon + dlon) / c)
@@ -89,11 +89,11 @@ class ZoneIndex:
         c = self.cell_deg
         found: list[tuple[float, ZoneEntry]] = []
         for e in self._cells.get((math.floor(lat / c), math.floor(lon / c)), ()):
-            d = metres_between(lat, lon, e.lat, e.lon)
+            d = distance_m(lat, lon, e.lat, e.lon)
             if d <= e.radius_m + margin_m:
                 found.append((d, e))
         for e in self._big:
-            d = metres_between(lat, lon, e.lat, e.lon)
+            d = distance_m(lat, lon, e.lat, e.lon)
             if d <= e.radius_m + margin_m:
                 found.append((d, e))
         found.sort(key=lambda de: de[0])

@@ -16,7 +16,6 @@ did not change since the last computation keeps its row and its built `Crate`.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -30,10 +29,9 @@ import orjson
 from api.deps import AppContext
 from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Fix, Summary, TrackPoint
 from devices.reading import Reading
+from kawal.geodesy import distance_m
 from kawal.timeutil import parse_time, rfc3339
 from storage import Connection
-
-EARTH_RADIUS_M = 6_371_008.8
 
 # The state columns of a tracker, prefixed for a join (k = trackers).
 # The tracker state the view shows (ingest/latest.py keeps it; the seq columns only order it), and the
@@ -52,13 +50,6 @@ _STAMP = "t.trip_id, t.updated_at, t.crate_id, t.tracker_id"
 _N_STAMP = 4
 _OPEN = "status != 'resolved'"  # unresolved, as the alerts_one_open index has it
 _INFO_IN_CHUNK = 500  # trip ids per `IN (...)` when only some trips changed
-
-
-def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 def fix_out(r: Reading) -> Fix:

@@ -51,6 +51,7 @@ from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCoun
 from devices.reading import Reading
 from ingest.readings import ReadingStore
 from kawal.clock import EventClock
+from kawal.geodesy import distance_m
 from kawal.timeutil import rfc3339
 from kawal.trips import Trip, TripIn, TripRepository, bound_trip
 from storage.sqlite import SqliteDatabase
@@ -63,13 +64,6 @@ DISTRICTS = [f"Kecamatan {i:02d}" for i in range(21)]
 
 
 # -- the code before the change, verbatim but for names (api/crates.py and api/routers/crates.py) ---------
-
-
-def _legacy_distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
 
 
 def _legacy_fix_out(r: Reading) -> Any:
@@ -94,7 +88,7 @@ def _legacy_state(trip: Trip | None, fix: Reading | None, open_alerts: int, now:
         return "in_storage"
     if fix is not None and fix.lat is not None and fix.lon is not None and fix.ts >= trip.depart_after:
         dest = trip.destination
-        if _legacy_distance_m(fix.lat, fix.lon, dest.lat, dest.lon) <= dest.radius_m:
+        if distance_m(fix.lat, fix.lon, dest.lat, dest.lon) <= dest.radius_m:
             return "arrived"
     return "in_transit"
 

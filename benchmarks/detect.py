@@ -32,9 +32,9 @@ import numpy as np
 from alerts.model import AlertEvent
 from anomaly.config import DetectionConfig
 from anomaly.engine import DetectionEngine
-from anomaly.geometry import M_PER_DEG
 from anomaly.tracks import T0, make_trip
 from devices.reading import Reading
+from kawal.geodesy import M_PER_DEG
 from kawal.trips import Trip
 
 HUBS = [  # KPU warehouse and PPK (sub-district) offices of Jombang regency, approximately

@@ -1,6 +1,7 @@
 """Ingest throughput: bare paho subscriber vs. Kawal's ingest path vs. a naive per-message writer.
 
     python -m benchmarks.ingest [--messages 100000] [--naive-messages 20000] [--inflight 20] [--profile]
+    python -m benchmarks.ingest --acks   # the acknowledgement path alone
 
 One private Mosquitto serves every run. For each run the consumer's persistent session is created first,
 then every message is published at QoS 1 into it while the consumer is away, and the clock runs from the
@@ -11,6 +12,8 @@ Runs:
   bare    paho subscriber (MQTT 5, QoS 1, auto-ack) that only counts messages: the ceiling for Python.
   kawal   MqttConsumer + IngestPipeline (decode, validate, dedup, one SQLite transaction per batch, then ack)
           with the NullDetector, and with the real DetectionEngine on trips for every tracker.
+  acks    (--acks only) MqttConsumer and a worker that batches like the pipeline and only acknowledges, vs
+          paho acknowledging on receipt: what Kawal's manual acks (paho's public client.ack) cost.
   naive   per message: json.loads, pydantic NativeReading, influxdb-client Point, synchronous write to a
           private VictoriaMetrics, inside on_message.
 """
@@ -23,12 +26,13 @@ import io
 import json
 import math
 import pstats
+import queue
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,19 @@ from kawal.metrics import Metrics
 from kawal.settings import Settings
 from storage.sqlite import SqliteDatabase
 from tests.servers import Mosquitto, VictoriaMetrics
+
+
+class AutoAckConsumer(MqttConsumer):
+    """For comparison only: paho acknowledges each message itself on receipt (what Kawal must not do)."""
+
+    def _new_client(self) -> mqtt.Client:
+        client = super()._new_client()
+        client.manual_ack_set(False)
+        return client
+
+    def ack_many(self, msgs: Sequence[InboundMessage]) -> None:
+        return None
+
 
 T0 = time.time() - 6 * 3600
 BASE = (-7.546, 112.233)  # KPU Jombang warehouse
@@ -221,6 +238,7 @@ def run_kawal(
     name: str,
     detector_factory: Callable[[], Detector],
     profile: bool,
+    consumer_class: type[MqttConsumer] = MqttConsumer,
 ) -> Result:
     # A fresh session and database per run: a reused one would find every reading already stored.
     client_id = f"bench-kawal-{uuid.uuid4().hex[:12]}"
@@ -232,10 +250,8 @@ def run_kawal(
     db = SqliteDatabase(db_path)
     store = ReadingStore(db)
     box: list[IngestPipeline] = []
-    consumer = MqttConsumer(settings, broker.url, lambda m: box[0].submit(m), metrics)
-    pipeline = IngestPipeline(
-        db, store, TrackerRegistry(db), detector_factory(), WallClock(), metrics, consumer.ack
-    )
+    consumer = consumer_class(settings, broker.url, lambda m: box[0].submit(m), metrics)
+    pipeline = IngestPipeline(db, store, TrackerRegistry(db), detector_factory(), WallClock(), metrics, consumer.ack)
     box.append(pipeline)
     prof = cProfile.Profile() if profile else None
     if prof is not None:
@@ -292,6 +308,50 @@ def run_naive(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, byte
     return Result("naive: json+pydantic+Point+sync write", len(msgs), len(msgs), seconds, cpu)
 
 
+def run_acks(broker: Mosquitto, msgs: list[tuple[str, bytes]], consumer_class: type[MqttConsumer], i: int) -> Result:
+    """MqttConsumer and a worker that batches like the pipeline and only acknowledges: the ack path alone."""
+    client_id = f"bench-acks-{uuid.uuid4().hex[:12]}"
+    create_session(broker.port, client_id)
+    preload(broker.port, msgs)
+    settings = Settings(mqtt_url=broker.url, mqtt_client_id=client_id)
+    inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
+    consumer = consumer_class(settings, broker.url, inbox.put, Metrics())
+    n = len(msgs)
+    done = 0
+
+    def worker() -> None:
+        nonlocal done
+        while done < n:
+            batch = [inbox.get()]
+            while len(batch) < 2000:
+                try:
+                    batch.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            consumer.ack_many(batch)
+            done += len(batch)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    c0, t0 = time.process_time(), time.perf_counter()
+    consumer.start()
+    thread.join(600)
+    elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    consumer.stop()
+    label = "Kawal: client.ack after each batch" if consumer_class is MqttConsumer else "paho acks on receipt"
+    return Result(f"acks: {label} #{i}", n, n, elapsed, cpu)
+
+
+def print_acks(runs: dict[str, list[Result]], a: argparse.Namespace) -> None:
+    print(f"\nAcknowledging {a.messages:,} QoS 1 messages in pipeline-sized batches; medians of {a.rounds} rounds\n")
+    print(f"{'run':<45} {'messages/s':>11} {'CPU µs/msg':>11}")
+    for name, rs in runs.items():
+        rate = sorted(r.rate for r in rs)[len(rs) // 2]
+        cpu = sorted(r.cpu_us for r in rs)[len(rs) // 2]
+        print(f"{name:<45} {rate:>11,.0f} {cpu:>11.1f}")
+
+
 def engine_factory(trackers: int) -> Callable[[], Detector] | None:
     try:
         from anomaly.engine import DetectionEngine
@@ -314,10 +374,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-messages", type=int, default=10_000)
     ap.add_argument("--trackers", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the best of each is kept")
-    ap.add_argument(
-        "--inflight", type=int, default=20, help="mosquitto max_inflight_messages (its default: 20)"
-    )
+    ap.add_argument("--inflight", type=int, default=20, help="mosquitto max_inflight_messages (its default: 20)")
     ap.add_argument("--profile", action="store_true", help="cProfile the Kawal ingest worker")
+    ap.add_argument(
+        "--acks",
+        action="store_true",
+        help="only compare the cost of acknowledging: after each batch vs paho acking on receipt",
+    )
     a = ap.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="kawal-bench-"))
@@ -328,21 +391,25 @@ def main(argv: list[str] | None = None) -> int:
         msgs = workload(a.messages, a.trackers)
         engine = engine_factory(a.trackers)
         for i in range(a.rounds):
+            if a.acks:
+                for r in (run_acks(broker, msgs, MqttConsumer, i), run_acks(broker, msgs, AutoAckConsumer, i)):
+                    runs.setdefault(r.name.split(" #")[0], []).append(r)
+                    print(f"  {r.name}: {r.rate:,.0f} messages/s, {r.cpu_us:.1f} CPU µs/message", flush=True)
+                continue
             for r in (
                 run_bare(broker, msgs),
                 run_kawal(broker, msgs, workdir, f"kawal ingest, NullDetector #{i}", NullDetector, a.profile),
                 *(
-                    [
-                        run_kawal(
-                            broker, msgs, workdir, f"kawal ingest + DetectionEngine #{i}", engine, a.profile
-                        )
-                    ]
+                    [run_kawal(broker, msgs, workdir, f"kawal ingest + DetectionEngine #{i}", engine, a.profile)]
                     if engine is not None
                     else []
                 ),
             ):
                 runs.setdefault(r.name.split(" #")[0], []).append(r)
                 print(f"  {r.name}: {r.rate:,.0f} readings/s, {r.cpu_us:.1f} CPU µs/reading", flush=True)
+        if a.acks:
+            print_acks(runs, a)
+            return 0
         naive = run_naive(broker, vm, workload(a.naive_messages, a.trackers))
         runs[naive.name] = [naive]
     finally:
@@ -358,9 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nIngest: {a.messages:,} single-reading JSON messages from {a.trackers} trackers at QoS 1 through "
         f"one mosquitto (max_inflight_messages {a.inflight}); best of {a.rounds} rounds\n"
     )
-    print(
-        f"{'run':<40} {'readings/s':>11} {'vs bare':>8} {'vs naive':>9} {'CPU µs/rd':>10} {'CPU vs bare':>12}"
-    )
+    print(f"{'run':<40} {'readings/s':>11} {'vs bare':>8} {'vs naive':>9} {'CPU µs/rd':>10} {'CPU vs bare':>12}")
     for name, r in best.items():
         print(
             f"{name:<40} {r.rate:>11,.0f} {r.rate / bare.rate:>8.0%} {r.rate / naive.rate:>8.1f}x "

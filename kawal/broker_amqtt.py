@@ -36,6 +36,8 @@ from amqtt.session import Session
 READY_LINE = "KAWAL-BROKER-READY"
 SNAPSHOT_NAME = "amqtt-sessions.json"
 PR_SET_PDEATHSIG = 1
+DRAIN_QUIET_S = 0.5
+DRAIN_MAX_S = 5.0
 
 log = logging.getLogger("kawal.broker_amqtt")
 
@@ -62,6 +64,11 @@ class SessionSnapshot(BasePlugin[BrokerContext]):
     @dataclass
     class Config:
         path: str = SNAPSHOT_NAME
+
+    last_broadcast = 0.0  # event-loop time of the last message accepted for delivery (one broker per process)
+
+    async def on_broker_message_broadcast(self, *, client_id: str, message: Any) -> None:
+        SessionSnapshot.last_broadcast = asyncio.get_running_loop().time()
 
     @property
     def _path(self) -> Path:
@@ -129,8 +136,7 @@ class SessionSnapshot(BasePlugin[BrokerContext]):
             f.flush()
             os.fsync(f.fileno())
         tmp.replace(self._path)
-        log.warning("saved %d sessions, %d queued messages", len(sessions),
-                    sum(len(s["messages"]) for s in sessions))
+        log.warning("saved %d sessions, %d queued messages", len(sessions), sum(len(s["messages"]) for s in sessions))
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -166,11 +172,10 @@ async def _serve(host: str, port: int, workdir: Path, parent_pid: int) -> int:
     watchdog = asyncio.create_task(watch_parent())
     await stop.wait()
     watchdog.cancel()
-    # Let messages already accepted reach the session queues before the snapshot is taken.
-    queue = getattr(broker, "_broadcast_queue", None)
-    for _ in range(100):
-        if queue is None or queue.empty():
-            break
+    # Let messages already accepted reach the session queues before the snapshot is taken: amqtt hands them to
+    # its broadcast loop on this event loop, so a short quiet spell after the last one (bounded) drains it.
+    deadline = loop.time() + DRAIN_MAX_S
+    while loop.time() < deadline and loop.time() - SessionSnapshot.last_broadcast < DRAIN_QUIET_S:
         await asyncio.sleep(0.05)
     await broker.shutdown()
     return 0

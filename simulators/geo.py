@@ -1,57 +1,18 @@
-"""Plane geometry for the simulator: a local metric frame over the regency, and polylines in it.
+"""Plane geometry for the simulator: polylines in a local metric frame over the regency.
 
-Over a regency (about 40 km across, 7.5° south) an equirectangular projection around the centre is
-accurate to well under 0.1 %, far below GPS noise, so all geometry runs in metres (x east, y north).
+Over a regency (about 40 km across, 7.5° south) the equirectangular frame of kawal.geodesy (the one geodesy
+the detector and the API use too) is accurate to well under 0.1 %, far below GPS noise, so all geometry runs
+in metres (x east, y north).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
-
 FloatArray = NDArray[np.float64]
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-@dataclass(frozen=True, slots=True)
-class LocalFrame:
-    """Equirectangular projection around (lat0, lon0): metres east (x) and north (y)."""
-
-    lat0: float
-    lon0: float
-
-    @property
-    def _kx(self) -> float:
-        return math.radians(1.0) * EARTH_RADIUS_M * math.cos(math.radians(self.lat0))
-
-    @property
-    def _ky(self) -> float:
-        return math.radians(1.0) * EARTH_RADIUS_M
-
-    def to_xy(self, lat: float, lon: float) -> tuple[float, float]:
-        return (lon - self.lon0) * self._kx, (lat - self.lat0) * self._ky
-
-    def to_latlon(self, x: float, y: float) -> tuple[float, float]:
-        return self.lat0 + y / self._ky, self.lon0 + x / self._kx
-
-    def array_to_latlon(self, xy: FloatArray) -> FloatArray:
-        """(N, 2) metres -> (N, 2) [lat, lon]."""
-        out = np.empty_like(xy)
-        out[:, 0] = self.lat0 + xy[:, 1] / self._ky
-        out[:, 1] = self.lon0 + xy[:, 0] / self._kx
-        return out
 
 
 def point_segment_distances(points: FloatArray, a: FloatArray, b: FloatArray) -> FloatArray:

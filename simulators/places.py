@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from simulators.geo import LocalFrame
+from kawal.geodesy import LocalFrame
 
 PlaceKind = Literal["warehouse", "ppk", "pps", "tps"]
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from alerts.model import AlertType
 from anomaly.config import DetectionConfig
 from anomaly.engine import DetectionEngine
-from anomaly.geometry import Frame, RouteIndex
+from anomaly.geometry import RouteIndex
 from anomaly.tracks import (
     GUDANG,
     T0,
@@ -27,6 +27,7 @@ from anomaly.tracks import (
     route_length_m,
 )
 from devices.reading import Reading
+from kawal.geodesy import LocalFrame
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -164,7 +165,7 @@ def test_route_search_strategies_agree(readings: list[Reading]) -> None:
 def test_route_index_queries_agree(
     route: list[tuple[float, float]], dx: float, dy: float, thr: float, hint: int
 ) -> None:
-    frame = Frame(*route[0])
+    frame = LocalFrame(*route[0])
     idx = RouteIndex(frame, route)
     lat, lon = route[len(route) // 2]
     x, y = frame.to_xy(*offset(lat, lon, dx, dy))

@@ -8,7 +8,6 @@ acknowledged and resolved alerts, and readings stored out of order.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from fastapi.testclient import TestClient
 from alerts.model import AlertAction, AlertEvent, AlertType
 from devices.reading import Reading
 from kawal.clock import EventClock
+from kawal.geodesy import distance_m
 from kawal.timeutil import rfc3339
 from kawal.trips import Trip, TripIn, bound_trip
 from storage import Database
@@ -43,13 +43,6 @@ def fleet(tmp_path: Path, database: Database) -> Iterator[tuple[Harness, TestCli
 # -- the reference: the views as they were computed before (api/crates.py at the previous commit) --------
 
 
-def _distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(a)))
-
-
 def reference_crate(h: Harness, crate_id: str, trips: list[Trip], reg_tracker: str | None) -> dict[str, Any]:
     ctx = h.ctx
     now = ctx.clock.now()
@@ -68,7 +61,7 @@ def reference_crate(h: Harness, crate_id: str, trips: list[Trip], reg_tracker: s
         and fix.lat is not None
         and fix.lon is not None
         and fix.ts >= trip.depart_after
-        and _distance_m(fix.lat, fix.lon, trip.destination.lat, trip.destination.lon) <= trip.destination.radius_m
+        and distance_m(fix.lat, fix.lon, trip.destination.lat, trip.destination.lon) <= trip.destination.radius_m
     ):
         state = "arrived"
     else:
