@@ -24,11 +24,11 @@ import math
 
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
-from anomaly.geometry import M_PER_DEG
 from anomaly.gps import FIX_OK
 from anomaly.phase import ANY_PHASE, Phase
 from anomaly.replay import ReplayIndex, cell
 from anomaly.state import NAN, TrackerState
+from kawal.geodesy import M_PER_DEG
 
 EV_SEQ, EV_TS, EV_KIN, EV_NOISE, EV_REPLAY = 1, 2, 4, 8, 16
 EV_NAMES = {EV_SEQ: "seq", EV_TS: "ts", EV_KIN: "kinematics", EV_NOISE: "noise", EV_REPLAY: "replay"}
