@@ -193,7 +193,9 @@ class SpoofingDetector(Detector):
         h = hash(tuple(win))
         hit = idx.get(h)
         if hit is None:
-            if h % cfg.replay_sample == 0:
+            # Only tracks with a receiver's real noise are stored: copies of a noise-free line (a synthetic
+            # track, the tests' drives) say nothing about a replay.
+            if h % cfg.replay_sample == 0 and st.nz_bn >= BASELINE_MIN and st.nz_base >= cfg.noise_clean_m:
                 idx.add(h, st.tid, c.ts)
             return
         src, ts0 = hit
