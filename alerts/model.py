@@ -63,7 +63,7 @@ class AlertHistoryEntry(BaseModel):
 
     at: str = Field(..., description="server wall-clock time of the change, RFC 3339 UTC")
     actor: str = Field(..., description="token name, or `kawal` for a detector")
-    action: str = Field(..., description="raise, update, ack, resolve or auto_resolve")
+    action: str = Field(..., description="raise, update, reopen, ack, resolve or auto_resolve")
     status: AlertStatus = Field(..., description="the status after the change")
     note: str | None = None
     count: int | None = Field(None, description="for `update`: how many repeats this entry stands for")

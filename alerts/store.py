@@ -30,6 +30,7 @@ from alerts.model import (
     AlertType,
 )
 from alerts.places import fill_places, place_columns, row_place
+from alerts.reopen import reopen_in
 from kawal.audit import AuditLog, canonical_json
 from kawal.metrics import Metrics
 from kawal.places import Places, load_places
@@ -75,6 +76,7 @@ class PendingRaise:
 
     change: tuple[int, Alert, str]  # (stream event id, the alert, its JSON)
     inserted: bool  # a new alert, not an update of the unresolved one
+    reopened: bool = False  # a resolved alert opened again (the condition returned within the hold-off)
 
 
 class AlertNotFound(LookupError):
@@ -127,7 +129,7 @@ class AlertStore:
                 return None
             reason = ev.details.get("reason") if isinstance(ev.details.get("reason"), str) else None
             change = self._transition(
-                c, row, AlertStatus.RESOLVED, DETECTOR_ACTOR, "auto_resolve", reason, now
+                c, row, AlertStatus.RESOLVED, DETECTOR_ACTOR, "auto_resolve", reason, now, auto_resolved_ts=ev.ts
             )
         return self._committed(change)
 
@@ -164,6 +166,18 @@ class AlertStore:
         details = canonical_json(ev.details)
         place = self.places.lookup(lat, lon) if lat is not None else None
         kecamatan, place_json = place_columns(lat, place)
+        reopened = reopen_in(
+            c,
+            self.db.row_lock,
+            ev,
+            now,
+            details,
+            (lat, lon, kecamatan, place_json),
+            lambda row: _trim([*_history(row), _entry(now, DETECTOR_ACTOR, "reopen", AlertStatus.OPEN)]),
+        )
+        if reopened is not None:
+            alert = _row_alert(reopened)
+            return PendingRaise(self._record(c, alert, DETECTOR_ACTOR, "reopen", None, now), False, reopened=True)
         first = [_entry(now, DETECTOR_ACTOR, "raise", AlertStatus.OPEN)]
         row = c.execute(
             _UPSERT,
@@ -211,7 +225,7 @@ class AlertStore:
             alert_type = str(pending.change[1].type)
             self.metrics.alerts_raised.labels(type=alert_type).inc()
             self.metrics.alerts_changed.labels(type=alert_type, status="open").inc()
-        return self._committed(pending.change, count=False)
+        return self._committed(pending.change, count=pending.reopened)
 
     def _transition(
         self,
@@ -222,11 +236,14 @@ class AlertStore:
         action: str,
         note: str | None,
         now: float,
+        auto_resolved_ts: float | None = None,
     ) -> tuple[int, Alert, str]:
+        """`auto_resolved_ts`: the event time a detector resolved it at (which a returning condition is
+        measured against); a person's change leaves it NULL."""
         history = _trim([*_history(row), _entry(now, actor, action, status, note=note)])
         c.execute(
-            "UPDATE alerts SET status = ?, updated_at = ?, history = ? WHERE id = ?",
-            (str(status), now, json.dumps(history), row["id"]),
+            "UPDATE alerts SET status = ?, updated_at = ?, history = ?, auto_resolved_ts = ? WHERE id = ?",
+            (str(status), now, json.dumps(history), auto_resolved_ts, row["id"]),
         )
         alert = _row_alert(row, history).model_copy(update={"status": status, "updated_at": rfc3339(now)})
         return self._record(c, alert, actor, action, note, now)
@@ -335,9 +352,7 @@ class AlertStore:
         return {str(r[0]): int(r[1]) for r in rows}
 
     def open_by_type(self) -> dict[str, int]:
-        rows = self.db.conn().execute(
-            "SELECT type, count(*) FROM alerts WHERE status != 'resolved' GROUP BY type"
-        )
+        rows = self.db.conn().execute("SELECT type, count(*) FROM alerts WHERE status != 'resolved' GROUP BY type")
         return {str(r[0]): int(r[1]) for r in rows}
 
     def kecamatan_name(self, name_or_code: str) -> str:
