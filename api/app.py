@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts.store import AlertStore
 from api.crates import CrateCache
 from api.deps import AppContext
-from api.routers import alerts, crates, custody, meta, ops, rejected, tokens, trackers, trips
+from api.routers import alerts, boundaries, crates, custody, meta, ops, rejected, tokens, trackers, trips
 from kawal import __version__
 from kawal.metrics import Metrics
 
@@ -44,6 +44,7 @@ TAGS = [
     {"name": "tokens", "description": "API tokens (CONTRACT 2.5)."},
     {"name": "rejected", "description": "Rejected tracker payloads (CONTRACT 2.5)."},
     {"name": "meta", "description": "The caller, the dashboard's settings."},
+    {"name": "places", "description": "Kecamatan and desa boundaries (CONTRACT 2.3, version 2)."},
     {"name": "audit", "description": "The hash-chained audit trail."},
     {"name": "operations", "description": "Health and Prometheus metrics (no token)."},
 ]
@@ -60,7 +61,7 @@ def create_app(ctx: AppContext, *, sse_ping_s: float = 15.0, crate_cache_s: floa
     app.state.ctx = ctx
     app.state.sse_ping_s = sse_ping_s
     app.state.crate_cache = CrateCache(ttl_s=crate_cache_s)
-    for module in (trips, alerts, crates, custody, trackers, tokens, rejected, meta, ops):
+    for module in (trips, alerts, crates, custody, trackers, tokens, rejected, meta, ops, boundaries):
         app.include_router(module.router)
     _include_dashboard(app)
     app.add_exception_handler(StarletteHTTPException, _AllowFix(app))

@@ -27,9 +27,11 @@ from typing import Any
 import orjson
 
 from api.deps import AppContext
+from api.geography import kecamatan_counts
 from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Fix, Summary, TrackPoint
 from devices.reading import Reading
 from kawal.geodesy import distance_m
+from kawal.places import Place, Places
 from kawal.timeutil import parse_time, rfc3339
 from storage import Connection
 
@@ -164,6 +166,7 @@ class CrateRow:
     state: CrateState
     open_alerts: int
     tracker_state: Sequence[Any] | None  # the _K_STATE values of its tracker, or None
+    place: Place | None = None  # the kecamatan and desa of its latest fix (kawal/places.py)
     source: tuple[Any, ...] = ()  # the joined row it was computed from (a crate with one trip)
     built: Crate | None = None  # the Crate, once asked for; reused while nothing above changes
 
@@ -216,6 +219,7 @@ class CrateRow:
             district=trip.district if trip is not None else None,
             destination=trip.destination if trip is not None else None,
             open_alerts=self.open_alerts,
+            place=self.place,
         )
 
 
@@ -242,12 +246,16 @@ def _row(
     tracker_state: Sequence[Any] | None,
     open_counts: dict[str, int],
     now: float,
+    places: Places,
 ) -> CrateRow:
     n_open = open_counts.get(tracker_id, 0) if tracker_id is not None else 0
     if tracker_state is not None and tracker_state[0] is None:
         tracker_state = None  # LEFT JOIN without a trackers row
     state = crate_state(trip, tracker_state, n_open, now)
-    return CrateRow(crate_id, tracker_id, trip, state, n_open, tracker_state)
+    place = None
+    if tracker_state is not None and tracker_state[_FIX_TS] is not None:
+        place = places.lookup(tracker_state[_LAT], tracker_state[_LON])
+    return CrateRow(crate_id, tracker_id, trip, state, n_open, tracker_state, place)
 
 
 def _registry_crates(conn: Any, crate_id: str | None = None) -> list[tuple[str, str, tuple[Any, ...]]]:
@@ -328,13 +336,13 @@ def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fl
             t = bound([info[m[0]] for m in members], now)
             r = next(m for m in members if t is not None and m[0] == t.trip_id)
             trip = info[r[0]]
-        row = _row(crate_id, trip, trip.tracker_id, r[_N_STAMP:], open_counts, now)
+        row = _row(crate_id, trip, trip.tracker_id, r[_N_STAMP:], open_counts, now, ctx.places)
         row.source = r if len(members) == 1 else ()
         rows.append(row)
     with_trips = {c.crate_id for c in rows}
     for crate_id, tracker_id, k in registry:
         if crate_id not in with_trips:
-            rows.append(_row(crate_id, None, tracker_id, k, open_counts, now))
+            rows.append(_row(crate_id, None, tracker_id, k, open_counts, now, ctx.places))
     rows.sort(key=attrgetter("crate_id"))
     for c in rows:  # computed again but equal: keep the Crate built before
         if c.built is None and (was := old.get(c.crate_id)) is not None and was.built is not None and c.same_as(was):
@@ -368,7 +376,8 @@ def one_crate(ctx: AppContext, crate_id: str) -> Crate | None:
         n_open = int(
             conn.execute(f"SELECT count(*) FROM alerts WHERE tracker_id = ? AND {_OPEN}", (tracker_id,)).fetchone()[0]
         )
-    return _row(crate_id, trip, tracker_id, k, {tracker_id: n_open} if tracker_id else {}, now).to_crate()
+    counts = {tracker_id: n_open} if tracker_id else {}
+    return _row(crate_id, trip, tracker_id, k, counts, now, ctx.places).to_crate()
 
 
 def crate_page(
@@ -377,6 +386,7 @@ def crate_page(
     district: str | None = None,
     limit: int = 10_000,
     offset: int = 0,
+    kecamatan: str | None = None,
 ) -> CrateList:
     """A page of the fleet; `Crate`s are built only for the page (and kept for the next request)."""
     rows: list[CrateRow] = fleet.crates
@@ -385,6 +395,8 @@ def crate_page(
         rows = [c for c in rows if c.state in wanted]
     if district is not None:
         rows = [c for c in rows if c.district == district]
+    if kecamatan is not None:  # where the crate is (its latest fix), by the kecamatan's name
+        rows = [c for c in rows if c.place is not None and c.place["kecamatan"] == kecamatan]
     return CrateList(items=[c.to_crate() for c in rows[offset : offset + limit]], total=len(rows))
 
 
@@ -400,6 +412,7 @@ def summarise(ctx: AppContext, fleet: Fleet) -> Summary:
         ],
         open_alerts=sum(open_by_type.values()),
         open_alerts_by_type=open_by_type,
+        by_kecamatan=kecamatan_counts(fleet.crates, ctx.places, ctx.alerts.open_by_kecamatan()),
         at=rfc3339(fleet.at) or "",
     )
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.model import Alert
 from api.auth import NAME_PATTERN, Role
+from kawal.places import Place
 from kawal.trips import ID_PATTERN, Trip
 
 CrateState = Literal["in_storage", "in_transit", "arrived", "alerting"]
@@ -29,6 +30,7 @@ _ALERT_EXAMPLE: dict[str, Any] = {
     "lat": -7.56,
     "lon": 112.23,
     "details": {"seal": "open"},
+    "place": {"kecamatan": "Jombang", "desa": "Jombatan", "kecamatan_code": "35.17.09", "desa_code": "35.17.09.1002"},
     "updated_at": "2024-11-20T01:17:02.431Z",
     "last_ts": "2024-11-20T01:15:30.000Z",
     "history": [
@@ -170,6 +172,9 @@ class Crate(BaseModel):
     district: str | None = Field(None, description="the trip's `district` field, else its destination name")
     destination: str | None = Field(None, description="the current trip's destination name")
     open_alerts: int = Field(0, description="unresolved alerts of the crate's tracker")
+    place: Place | None = Field(
+        None, description="the kecamatan and desa of the latest fix (as an alert's `place`), or null"
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
@@ -226,12 +231,26 @@ class DistrictCount(BaseModel):
     by_state: dict[str, int]
 
 
+class KecamatanCount(BaseModel):
+    """Crates by where they are (the kecamatan of their latest fix) and open alerts by their place."""
+
+    kecamatan: str | None = Field(..., description="null: crates with no fix, or outside every known area")
+    code: str | None = Field(None, description="the kecamatan's area code")
+    crates: int = Field(..., description="crates whose latest fix lies in the kecamatan")
+    by_state: dict[str, int]
+    open_alerts: int = Field(..., description="unresolved alerts whose place is in the kecamatan")
+
+
 class Summary(BaseModel):
     total: int = Field(..., description="every known crate")
     by_state: dict[str, int] = Field(..., description="crates per state (every state is present)")
     by_district: list[DistrictCount]
     open_alerts: int = Field(..., description="unresolved alerts")
     open_alerts_by_type: dict[str, int]
+    by_kecamatan: list[KecamatanCount] = Field(
+        default_factory=list,
+        description="every kecamatan of the boundaries (by code), then crates and alerts with no place",
+    )
     at: str = Field(..., description="the time the states were computed for")
     model_config = ConfigDict(
         json_schema_extra={

@@ -92,6 +92,7 @@ def reference_crate(h: Harness, crate_id: str, trips: list[Trip], reg_tracker: s
         "district": district,
         "destination": trip.destination.name if trip else None,
         "open_alerts": n_open,
+        "place": ctx.places.lookup(fix.lat, fix.lon) if fix is not None else None,
     }
 
 
@@ -123,8 +124,31 @@ def reference_summary(h: Harness, crates: list[dict[str, Any]]) -> dict[str, Any
         ],
         "open_alerts": sum(open_by_type.values()),
         "open_alerts_by_type": open_by_type,
+        "by_kecamatan": reference_kecamatan(h, crates),
         "at": rfc3339(h.ctx.clock.now()),
     }
+
+
+def reference_kecamatan(h: Harness, crates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every kecamatan by code with its crates (by their place) and open alerts, then crates with no place."""
+    unresolved = h.ctx.alerts.list(statuses=["open", "acknowledged"], limit=100_000)
+    rows = []
+    for k in h.ctx.places.kecamatan:
+        here = [c for c in crates if c["place"] and c["place"]["kecamatan"] == k.name]
+        by_state = dict.fromkeys(STATES, 0)
+        for c in here:
+            by_state[c["state"]] += 1
+        n_open = sum(1 for a in unresolved if a.place and a.place["kecamatan"] == k.name)
+        rows.append(
+            {"kecamatan": k.name, "code": k.code, "crates": len(here), "by_state": by_state, "open_alerts": n_open}
+        )
+    nowhere = [c for c in crates if c["place"] is None]
+    if nowhere:
+        by_state = dict.fromkeys(STATES, 0)
+        for c in nowhere:
+            by_state[c["state"]] += 1
+        rows.append({"kecamatan": None, "code": None, "crates": len(nowhere), "by_state": by_state, "open_alerts": 0})
+    return rows
 
 
 # -- the fleet -------------------------------------------------------------------------------------------

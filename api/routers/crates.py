@@ -31,14 +31,20 @@ def list_crates(
     principal: Viewer,
     state: Annotated[list[CrateState] | None, Query(description="only these states (repeatable)")] = None,
     district: Annotated[str | None, Query(max_length=200, description="only this district")] = None,
+    kecamatan: Annotated[
+        str | None,
+        Query(max_length=200, description="only crates whose latest fix lies in this kecamatan (name or code)"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100_000, description="at most this many")] = 10_000,
     offset: Annotated[int, Query(ge=0, le=2**63 - 1, description="skip this many first")] = 0,
 ) -> CrateList:
     """Crates known from trips or the tracker registry, by id, each with its tracker, current trip,
     district, state (`in_storage`, `in_transit`, `arrived`, `alerting`), latest fix, seal and number of
     unresolved alerts. The list is computed at most every 2 s and shared by all callers."""
-    fleet = _cache(request).get(request.app.state.ctx)
-    return crate_page(fleet, state, district, limit, offset)
+    ctx = request.app.state.ctx
+    fleet = _cache(request).get(ctx)
+    name = None if kecamatan is None else ctx.alerts.kecamatan_name(kecamatan)
+    return crate_page(fleet, state, district, limit, offset, kecamatan=name)
 
 
 @router.get(
