@@ -6,11 +6,13 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi.responses import HTMLResponse
 
 from api.auth import Operator, Viewer
 from api.custody import CustodyStore, Handover, HandoverConflict, HandoverIn, TripNotFound
 from api.custody_view import CustodyList, custody
 from api.deps import AppContext, Ctx
+from api.receipt import render_receipt
 from api.routers.common import errors
 from api.routers.trips import TripId, notify_trip_changed
 
@@ -61,3 +63,21 @@ def get_custody(crate_id: CrateId, principal: Viewer, ctx: Ctx) -> CustodyList:
     if legs is None:
         raise HTTPException(404, "no trips for this crate")
     return CustodyList(items=legs)
+
+
+@router.get(
+    "/api/v1/crates/{crate_id}/receipt",
+    response_class=HTMLResponse,
+    summary="A crate's printable custody receipt",
+    responses={
+        **errors(404, not_found="no trips for this crate"),
+        200: {"content": {"text/html": {}}, "description": "a self-contained HTML page with a print stylesheet"},
+    },
+)
+def get_receipt(crate_id: CrateId, principal: Viewer, ctx: Ctx) -> HTMLResponse:
+    """The legs, the planned route against the actual track (inline SVG), the seal history, every alert
+    with how it was resolved, and each handover with its `audit_hash`. Prints on A4; loads nothing else."""
+    legs = custody(ctx.db, ctx.trips, ctx.alerts, custody_store(ctx), crate_id)
+    if legs is None:
+        raise HTTPException(404, "no trips for this crate")
+    return HTMLResponse(render_receipt(crate_id, legs, ctx.readings))
