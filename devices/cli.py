@@ -63,11 +63,23 @@ def devices() -> None:
 @click.option("--owntracks", is_flag=True,
               help="a phone running OwnTracks: TRACKER_ID is USER.DEVICE, the MQTT user is USER")
 @click.option("--json", "as_json", is_flag=True, help="print the credentials as JSON")
+@click.option("--agent-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write the config file of `kawal agent` (TOML, or JSON for a .json name)")
+@click.option("--broker-url", help="mqtt://host:port or mqtts://host:port the agent connects to")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA certificate of the broker, for an mqtts:// broker URL")
 @_files
 @_db_option
 def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as_json: bool,
+        agent_config: Path | None, broker_url: str | None, ca_file: Path | None,
         password_file: Path, acl_file: Path, db: str | None) -> None:
     """Register TRACKER_ID and give it an MQTT account that may publish only to kawal/v1/TRACKER_ID/#."""
+    if agent_config is not None and (owntracks or not broker_url):
+        raise click.ClickException("--agent-config needs --broker-url, and is for native trackers only")
+    if agent_config is None and (broker_url or ca_file):
+        raise click.ClickException("--broker-url and --ca go with --agent-config")
+    if agent_config is not None:
+        _check_agent_values(tracker_id, broker_url)  # before any password is issued
     prov = Provisioner(password_file, acl_file, _open_db(db))
     try:
         creds = prov.add_tracker(tracker_id, crate_id, rotate, owntracks=owntracks)
@@ -78,8 +90,36 @@ def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as
         extra["crate"] = crate_id
     extra["topic"] = ("owntracks/{}/{}".format(*tracker_id.split(".", 1)) if owntracks
                       else f"kawal/v1/{tracker_id}/telemetry")
+    if agent_config is not None:
+        assert broker_url is not None
+        _write_agent_config(agent_config, tracker_id, broker_url, creds, ca_file)
+        extra["agent_config"] = str(agent_config)
     _print_credentials(creds, as_json, extra)
     click.echo(RELOAD_HINT, err=True)
+
+
+def _check_agent_values(tracker_id: str, broker_url: str | None) -> None:
+    from pydantic import ValidationError
+
+    from devices.agent.config import AgentConfig
+
+    try:
+        AgentConfig.model_validate({"tracker_id": tracker_id, "broker_url": broker_url})
+    except ValidationError as e:
+        raise click.ClickException(f"agent config: {e.errors()[0]['msg']}") from e
+
+
+def _write_agent_config(path: Path, tracker_id: str, broker_url: str, creds: Credentials, ca: Path | None) -> None:
+    from pydantic import ValidationError
+
+    from devices.agent.config import write_config
+
+    values = {"tracker_id": tracker_id, "broker_url": broker_url, "username": creds.username,
+              "password": creds.password, "ca_file": ca.resolve() if ca else None}
+    try:
+        write_config(path, values)
+    except (ValidationError, OSError) as e:
+        raise click.ClickException(f"the agent config was not written: {e}") from e
 
 
 def _account_from_url(url: str | None) -> tuple[str, str]:

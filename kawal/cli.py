@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "token": "api.commands:token",
     "audit": "api.commands:audit",
     "devices": "devices.cli:devices",
+    "agent": "devices.agent.cli:agent",
 }
 
 

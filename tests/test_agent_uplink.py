@@ -1,0 +1,103 @@
+"""The agent in-process with gpiozero's mock pins, publishing to a real private Mosquitto: the retained status,
+a seal change at once and only once, store and forward while the broker is away, and batches after it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gpiozero.pins.mock import MockFactory
+
+from devices.agent.agent import Agent
+from devices.agent.queue import ReadingQueue
+from tests.agent_harness import Observer, agent_config
+from tests.servers import Mosquitto, wait_for
+from tests.test_agent_parts import bounce
+
+
+class Running:
+    """An Agent on mock pins in a thread, with the contacts closed (sealed, tamper loop intact)."""
+
+    def __init__(self, tmp_path: Path, port: int, **overrides: object) -> None:
+        self.factory = MockFactory()
+        self.agent = Agent(agent_config(tmp_path, port, **overrides), pin_factory=self.factory)
+        self.factory.pin("GPIO17").drive_low()
+        self.factory.pin("GPIO27").drive_low()
+        assert self.agent.seal is not None
+        seal = self.agent.seal
+        wait_for(lambda: seal.state == "closed", timeout=5, what="sealed")
+        self.thread = threading.Thread(target=self.agent.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.agent.stop()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def observer(mosquitto: Mosquitto) -> Iterator[Observer]:
+    obs = Observer(mosquitto.port, "AGT-0001").start()
+    yield obs
+    obs.stop()
+
+
+def test_status_and_one_seal_reading_per_opening(mosquitto: Mosquitto, observer: Observer, tmp_path: Path) -> None:
+    run = Running(tmp_path, mosquitto.port, interval_s=3600.0, moving_interval_s=60.0)
+    try:
+        wait_for(lambda: "online" in observer.statuses(), timeout=15, what="online status")
+        wait_for(lambda: len(observer.readings()) >= 1, timeout=15, what="the start-up reading")
+        first = observer.readings()[0]
+        assert (first["id"], first["seq"], first["seal"]) == ("AGT-0001", 0, "closed")
+        assert "lat" not in first  # no GPS fix: no position, still a reading
+
+        bounce(run.factory.pin("GPIO17"), end_low=False)
+        wait_for(lambda: any(r["seal"] == "open" for r in observer.readings()), timeout=5, what="the opening")
+        time.sleep(0.5)  # a second event from the bouncing would have arrived by now
+        seals = [r["seal"] for r in observer.readings()]
+        assert seals == ["closed", "open"]
+        assert [r["seq"] for r in observer.readings()] == [0, 1]
+        wait_for(
+            lambda: run.agent.store.size() == 0 if run.thread.is_alive() else True,
+            timeout=10,
+            what="acknowledged readings leave the queue",
+        )
+    finally:
+        run.stop()
+    wait_for(lambda: observer.statuses()[-1:] == ["offline"], timeout=10, what="offline on a clean stop")
+
+
+def test_broker_away_readings_queue_then_arrive_once_in_batches(
+    mosquitto: Mosquitto, observer: Observer, tmp_path: Path
+) -> None:
+    run = Running(tmp_path, mosquitto.port, interval_s=0.2, moving_interval_s=0.2, batch_max=7)
+    try:
+        wait_for(lambda: len(observer.readings()) >= 3, timeout=15, what="live readings")
+        mosquitto.stop()
+        queued_before = run.agent.store.next_seq
+        wait_for(lambda: run.agent.store.size() >= 25, timeout=30, what="readings queued while the broker is away")
+        bounce(run.factory.pin("GPIO27"), end_low=False)  # tampering while offline is queued too
+        wait_for(lambda: run.agent.store.size() >= 30, timeout=30, what="more queued readings")
+        assert run.agent.store.next_seq > queued_before + 25
+        mosquitto.start()
+        observer.subscribed.clear()
+        wait_for(observer.subscribed.is_set, timeout=20, what="observer back")
+        total = run.agent.store.next_seq
+        wait_for(
+            lambda: {r["seq"] for r in observer.readings()} >= set(range(total)),
+            timeout=30,
+            what="every queued reading",
+        )
+    finally:
+        run.stop()
+    readings = observer.readings()
+    seqs = [r["seq"] for r in readings]
+    assert set(seqs) == set(range(max(seqs) + 1))  # none lost
+    batches = observer.batches()
+    assert batches, "the backlog was not sent in batches"
+    assert max(len(b) for b in batches) == 7  # up to batch_max readings per message
+    assert any(r.get("seal") == "tampered" for r in readings)
+    assert ReadingQueue(run.agent.cfg.queue_path, 10).size() == 0  # all acknowledged: nothing left to send
