@@ -79,6 +79,12 @@ class PendingRaise:
     reopened: bool = False  # a resolved alert opened again (the condition returned within the hold-off)
 
 
+# Called inside the transaction of every alert change, after its event row is written: (connection, event id,
+# alert, action, the Alert JSON, now). The notification outbox (notify/store.py) hooks in here, so a change
+# and its deliveries commit together.
+ChangeHook = Callable[[Connection, int, Alert, str, str, float], None]
+
+
 class AlertNotFound(LookupError):
     pass
 
@@ -110,6 +116,7 @@ class AlertStore:
         self._now = now
         # Every alert with a position carries its place (CONTRACT 2.3); by default the packaged boundaries.
         self.places = places if places is not None else load_places()
+        self.change_hooks: builtins.list[ChangeHook] = []
 
     # ---- changes -------------------------------------------------------------------------------
 
@@ -259,6 +266,8 @@ class AlertStore:
                 (alert.id, now, data),
             ).fetchone()[0]
         )
+        for hook in self.change_hooks:
+            hook(c, event_id, alert, action, data, now)
         self.audit.append(
             c,
             actor,

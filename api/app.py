@@ -19,7 +19,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from alerts.store import AlertStore
 from api.crates import CrateCache
 from api.deps import AppContext
-from api.routers import alerts, boundaries, crates, custody, meta, ops, rejected, tokens, trackers, trips
+from api.routers import (
+    alerts,
+    boundaries,
+    crates,
+    custody,
+    meta,
+    notifications,
+    ops,
+    rejected,
+    tokens,
+    trackers,
+    trips,
+)
 from kawal import __version__
 from kawal.metrics import Metrics
 
@@ -42,6 +54,7 @@ TAGS = [
     {"name": "custody", "description": "Handovers, chain of custody and receipts (CONTRACT 2.6)."},
     {"name": "trackers", "description": "The tracker registry and crate bindings."},
     {"name": "tokens", "description": "API tokens (CONTRACT 2.5)."},
+    {"name": "notifications", "description": "Webhook and email channels for alerts (CONTRACT 2.7)."},
     {"name": "rejected", "description": "Rejected tracker payloads (CONTRACT 2.5)."},
     {"name": "meta", "description": "The caller, the dashboard's settings."},
     {"name": "places", "description": "Kecamatan and desa boundaries (CONTRACT 2.3, version 2)."},
@@ -61,7 +74,7 @@ def create_app(ctx: AppContext, *, sse_ping_s: float = 15.0, crate_cache_s: floa
     app.state.ctx = ctx
     app.state.sse_ping_s = sse_ping_s
     app.state.crate_cache = CrateCache(ttl_s=crate_cache_s)
-    for module in (trips, alerts, crates, custody, trackers, tokens, rejected, meta, ops, boundaries):
+    for module in (trips, alerts, crates, custody, trackers, tokens, rejected, meta, ops, boundaries, notifications):
         app.include_router(module.router)
     _include_dashboard(app)
     app.add_exception_handler(StarletteHTTPException, _AllowFix(app))

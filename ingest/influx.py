@@ -19,7 +19,6 @@ Schema (InfluxDB schema guidance: tags for the few values you filter by, fields 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import urllib.error
@@ -30,6 +29,7 @@ from typing import Any
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
+from kawal.backoff import Backoff
 from kawal.metrics import Metrics
 from kawal.settings import Settings
 from storage import Database
@@ -152,7 +152,7 @@ class InfluxForwarder:
             url=self.url, token=self.token, org=self.org, enable_gzip=True, timeout=30_000
         )
         write_api = client.write_api(write_options=SYNCHRONOUS)
-        delay = RETRY_MIN_S
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         try:
             mark = self.mark()
             while not self._stop.is_set():
@@ -165,15 +165,15 @@ class InfluxForwarder:
                         self._stop.wait(IDLE_POLL_S)
                         continue
                     mark = self._write(write_api, rows, mark)
-                    delay = RETRY_MIN_S
+                    backoff.reset()
                     if len(rows) < self.batch_size:
                         self._stop.wait(IDLE_POLL_S)
                 except Exception as e:
                     self.metrics.influx_errors.inc()
                     self.last_error = repr(e)[:500]
+                    delay = backoff.next()
                     log.warning("influx write failed (%s); retrying in %.1fs", self.last_error, delay)
-                    self._stop.wait(delay * (0.75 + random.random() / 2))
-                    delay = min(delay * 2, RETRY_MAX_S)
+                    self._stop.wait(delay)
         finally:
             client.close()
 

@@ -26,6 +26,7 @@ from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.readings import ReadingStore
+from kawal.backoff import Backoff
 from kawal.clock import Clock, EventClock
 from kawal.metrics import Metrics
 from storage import Database, OperationalError
@@ -269,15 +270,15 @@ class IngestPipeline:
 
     def _store_with_retry(self, items: list[_Item], now: float) -> list[Reading] | None:
         """Store the batch; retry with backoff while the database is unavailable (locked, disk full)."""
-        delay = RETRY_MIN_S
+        backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
                 return self._store(items, now)
             except OperationalError as e:
+                delay = backoff.next()
                 log.error("storing %d messages failed (%s); retrying in %.1fs", len(items), e, delay)
             if self._abort.wait(delay):
                 return None
-            delay = min(delay * 2, RETRY_MAX_S)
 
     def _store(self, items: list[_Item], now: float) -> list[Reading]:
         try:

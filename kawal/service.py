@@ -35,6 +35,9 @@ from kawal.metrics import Metrics
 from kawal.places import load_places
 from kawal.settings import Settings
 from kawal.trips import TripRepository
+from notify.dispatch import Dispatcher
+from notify.metrics import NotifyMetrics
+from notify.store import NotifyStore
 from storage import is_url, open_database
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ class Service:
         self.influx: InfluxForwarder | None = None
         self.detector: SerialDetector | None = None
         self.broadcaster: Broadcaster | None = None
+        self.dispatcher: Dispatcher | None = None
         self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
         self._http_socket: socket.socket | None = None
@@ -123,6 +127,9 @@ class Service:
         alerts = AlertStore(db, audit, broadcaster, self.metrics, places=load_places(s.boundaries))
         if filled := alerts.fill_places():
             log.info("computed the place of %d stored alerts", filled)
+        # Notifications (CONTRACT 2.7): each alert change writes its deliveries in its own transaction.
+        notify_store = NotifyStore(db, audit)
+        alerts.change_hooks.append(notify_store.enqueue)
         # A tracker clock jumping ahead is only recognisable against wall time (see DetectionConfig).
         config = DetectionConfig(clock=s.clock, future_tolerance_s=3600.0 if s.clock == "wall" else 0.0)
         engine = DetectionEngine(sink=alerts.apply, config=config)
@@ -188,6 +195,22 @@ class Service:
         )
         self._server_thread.start()
 
+        def alert_json(alert_id: str) -> str | None:
+            alert = alerts.get(alert_id)
+            return None if alert is None else alert.model_dump_json()
+
+        # Named by host and MQTT client id (unique per live process), so a restarted process takes its
+        # channels' leases back at once.
+        self.dispatcher = Dispatcher(
+            notify_store,
+            s,
+            NotifyMetrics(self.metrics.registry, notify_store),
+            owner=f"{socket.gethostname()}/{s.mqtt_client_id}",
+            alert_json=alert_json,
+            public_url=s.public_url or self.http_url,
+        )
+        self.dispatcher.start()
+
     def _on_message(self, msg: object) -> None:
         assert self.pipeline is not None
         self.pipeline.submit(msg)  # type: ignore[arg-type]
@@ -231,6 +254,8 @@ class Service:
                 log.exception("could not save the detector snapshot")
         if self.influx is not None:
             self.influx.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
         if self.broadcaster is not None:
             self.broadcaster.close()  # ends open alert streams, which uvicorn would otherwise wait for
         if self._server is not None:

@@ -56,3 +56,14 @@ class Settings(BaseSettings):
         description="GeoJSON file of kecamatan and desa boundaries for `place` (CONTRACT 2.3); "
         "default: the packaged boundaries of Jombang regency",
     )
+
+    # ---- Notifications (CONTRACT 2.7) ----
+    smtp_url: SecretStr | None = Field(None, description="smtp://[user:pass@]host:port or smtps://, for email")
+    smtp_from: str = Field("kawal@localhost", description="sender address of notification emails")
+    public_url: str | None = Field(
+        None, description="the dashboard's address in notifications (unset: http://KAWAL_HTTP_HOST:PORT)"
+    )
+    notify_poll_s: float = Field(0.25, gt=0, description="how often a channel's worker looks for new deliveries")
+    notify_retry_min_s: float = Field(1.0, gt=0, description="first retry delay of a failed delivery")
+    notify_retry_max_s: float = Field(300.0, gt=0, description="longest retry delay of a failed delivery")
+    notify_timeout_s: float = Field(10.0, gt=0, description="time a receiver or SMTP server has to answer")

@@ -1,0 +1,1 @@
+"""Notifications (CONTRACT 2.7): alerts pushed to webhooks and email, through a durable outbox."""
