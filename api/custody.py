@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alerts.model import AlertAction, AlertEvent, AlertType
 from alerts.store import AlertStore, PendingRaise
-from api.crates import distance_m
+from kawal.geodesy import distance_m
 from kawal.timeutil import parse_time, rfc3339
 from kawal.trips import MAX_SEALS, SealNumber, TimeIn, Trip, TripRepository
 from storage import Connection, Database, IntegrityError

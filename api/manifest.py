@@ -75,6 +75,19 @@ def parse_route(text: str) -> list[list[float]]:
     return points
 
 
+def parse_seals(text: str) -> list[str]:
+    """A CSV cell of seal numbers: a JSON array, or numbers separated by ``;`` or ``|``."""
+    if text.lstrip().startswith("["):
+        try:
+            seals = json.loads(text)
+        except ValueError as e:
+            raise RowError(f"seals: not a JSON array of seal numbers: {e}") from None
+        if not isinstance(seals, list) or not all(isinstance(s, str) for s in seals):
+            raise RowError("seals: a JSON array of strings is expected")
+        return seals
+    return [s.strip() for s in re.split(r"[;|]", text) if s.strip()]
+
+
 def _num(text: Any, what: str) -> float:
     try:
         return float(text)
@@ -103,6 +116,8 @@ def _body_from_flat(props: Mapping[str, Any]) -> dict[str, Any]:
                 raise RowError(f"stops: not a JSON array of stops: {e}") from None
         elif key == "route" and isinstance(value, str):
             body["route"] = parse_route(value)
+        elif key == "seals" and isinstance(value, str):
+            body["seals"] = parse_seals(value)
         else:
             body[key] = value
     for name, flat in zones.items():
@@ -249,6 +264,9 @@ def _collect(
         return
     if item[0] in seen:
         problems.append((where, f"trip_id {item[0]!r} is repeated (first at {seen[item[0]]})"))
+        return
+    if item[1].previous_trip_id == item[0]:
+        problems.append((where, "previous_trip_id names the trip itself"))
         return
     seen[item[0]] = where
     out.append(item)

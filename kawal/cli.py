@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "trips": "api.commands:trips",
     "token": "api.commands:token",
     "audit": "api.commands:audit",
+    "custody": "api.custody_export:custody",
     "devices": "devices.cli:devices",
     "agent": "devices.agent.cli:agent",
 }
