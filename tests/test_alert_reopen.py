@@ -81,7 +81,9 @@ def test_only_the_latest_alert_is_reopened_and_one_stays_unresolved(database: Da
     # A raise while it is open updates it; the database holds one unresolved per (tracker, type).
     c = store.apply(_ev(AlertAction.RAISE, T0 + 30, kind=AlertType.OVERDUE, details={"late_s": 30}))
     assert c is not None and c.id == a.id
-    open_rows = database.conn().execute(
-        "SELECT count(*) FROM alerts WHERE tracker_id = 'TRK-1' AND type = 'overdue' AND status != 'resolved'"
-    ).fetchone()[0]
+    open_rows = (
+        database.conn()
+        .execute("SELECT count(*) FROM alerts WHERE tracker_id = 'TRK-1' AND type = 'overdue' AND status != 'resolved'")
+        .fetchone()[0]
+    )
     assert int(open_rows) == 1
