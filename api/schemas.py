@@ -343,8 +343,15 @@ class ConfigOut(BaseModel):
     tile_url: str | None = Field(None, description="base-map tile URL template for the dashboard, if set")
     version: str
     clock: Literal["wall", "event"]
+    now: str | None = Field(
+        None,
+        description="the service's time for time-driven checks (RFC 3339): wall time, or with the event clock "
+        "the latest reading time (null before the first); the dashboard measures ages against it",
+    )
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"tile_url": None, "version": "0.1.0", "clock": "wall"}]}
+        json_schema_extra={
+            "examples": [{"tile_url": None, "version": "0.1.0", "clock": "wall", "now": "2024-11-25T02:00:00Z"}]
+        }
     )
 
 

@@ -303,6 +303,7 @@ def simulate(
         except RegistrationError as e:
             raise click.ClickException(str(e)) from e
         click.echo(f"registered {n} trips at {api_url}", err=True)
+        _warn_on_clock_skew(api_url, token, scenario.start, speedup)
     if dry_run:
         return
     stop = threading.Event()
@@ -320,11 +321,20 @@ def simulate(
         stats = pub.publish_scenario(scenario, stop=stop, fast_forward_until=ff)
     except KeyboardInterrupt:
         stop.set()
-        click.echo("stopped", err=True)
+        click.echo("stopped; the trackers' statuses are now offline", err=True)
         return
     except PublishError as e:
         raise click.ClickException(str(e)) from e
     click.echo(json.dumps(stats.as_dict()))
+
+
+def _warn_on_clock_skew(api_url: str, token: str, sim_start: float, speedup: float) -> None:
+    from simulators.clockcheck import clock_warning, service_clock
+
+    config = service_clock(api_url, token)
+    warning = clock_warning(config, sim_start, speedup) if config is not None else None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command()
@@ -402,7 +412,14 @@ def evaluate(
     if api_url and not token:
         raise click.UsageError("--api-url needs --token (an admin token)")
     cfg = _config(
-        legs, interval, storage_interval, owntracks, duplicates, shuffle, dead_zones, incident_types,
+        legs,
+        interval,
+        storage_interval,
+        owntracks,
+        duplicates,
+        shuffle,
+        dead_zones,
+        incident_types,
         prefix or f"EV{seed}",
     )
     ev, _ = run_evaluation(

@@ -38,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from tqdm import tqdm
 
 from simulators.scenario import WIB, Scenario
+from simulators.statuses import RetainedStatuses
 from simulators.streams import Message
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ class Publisher:
         self._inflight = 0
         self._acked = 0
         self._last_misc = 0.0
+        self.statuses = RetainedStatuses()
 
     # ----- connections -----------------------------------------------------------------------------
     def _make_client(self, client_id: str, will: tuple[str, bytes, bool] | None) -> _Conn:
@@ -386,7 +388,12 @@ class Publisher:
             self._wait_acks(self.connect_timeout)
             if self._inflight > 0:
                 raise PublishError(f"{self._inflight} messages were never acknowledged by the broker")
+        except KeyboardInterrupt:
+            stats.stopped = True
+            raise
         finally:
+            if stats.stopped:  # interrupted: leave no retained `online` behind
+                self._say_offline(stats)
             stats.wall_s = time.monotonic() - t0_wall
             stats.acked = self._acked
             if bar is not None:
@@ -402,6 +409,7 @@ class Publisher:
             conn = self._conn_for(msg)
             if self.per_tracker:
                 self._drop(conn)  # the broker now publishes the will: `offline`, retained
+                self.statuses.dropped(msg.tracker_id)
                 return
         conn = self._conn_for(msg)
         if not conn.connected:
@@ -424,6 +432,16 @@ class Publisher:
             stats.statuses += 1
         for mark in msg.marks:
             stats.first_publish.setdefault(mark, wall)
+        self.statuses.seen(msg)
+
+    def _say_offline(self, stats: PublishStats) -> None:
+        """A retained `offline` for every tracker this run left `online`, acknowledged before closing."""
+        try:
+            for msg in self.statuses.offline_messages(stats.sim_to or time.time()):
+                self._send(msg, stats)
+            self._wait_acks(5.0)
+        except (OSError, PublishError) as e:
+            log.warning("could not publish offline statuses: %s", e)
 
     def close(self) -> None:
         for conn in self._conns.values():

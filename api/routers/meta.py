@@ -23,7 +23,13 @@ def me(principal: Viewer) -> Me:
 
 @router.get("/config", response_model=ConfigOut, summary="Settings the dashboard needs", responses=errors())
 def config(principal: Viewer, ctx: Ctx) -> ConfigOut:
-    return ConfigOut(tile_url=ctx.settings.tile_url, version=__version__, clock=ctx.settings.clock)
+    now = ctx.clock.now()
+    return ConfigOut(
+        tile_url=ctx.settings.tile_url,
+        version=__version__,
+        clock=ctx.settings.clock,
+        now=rfc3339(now) if now > 0 else None,  # an event clock before its first reading
+    )
 
 
 @router.get(
