@@ -126,6 +126,7 @@ def test_package_data_holds_every_asset() -> None:
         "live.js",
         "board.js",
         "crate.js",
+        "deliveries.js",
         "fleet.js",
         "views.js",
         "api.js",

@@ -5,6 +5,7 @@ import { hasPosition } from "./mapview.js";
 import { $, activate, h, i18n, invalidate, map, state, t, toast, TRACK_LEAD_S, TRACK_LIMIT } from "./state.js";
 import { mergeAlert } from "./live.js";
 import { byNewest } from "./board.js";
+import { deliveriesLine } from "./deliveries.js";
 import { isNarrow, setSideTab, setView } from "./views.js";
 
 // ---------------------------------------------------------------- crate selection and detail
@@ -186,6 +187,7 @@ export function renderDetail() {
             h("span", { class: "grow", text: t(`type.${a.type}`) }),
             h("span", { class: `status-badge st-${a.status}`, text: t(`status.${a.status}`) }),
             h("time", { text: i18n.when(a.ts) }),
+            deliveriesLine(a),
           ),
         ),
       )
