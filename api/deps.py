@@ -55,9 +55,13 @@ class TrackerDirectory(Protocol):
 
 
 class HealthCheck(Protocol):
+    was_ready: bool
+
     def ready(self) -> bool: ...
 
     def reason(self) -> str | None: ...
+
+    def problems(self) -> list[str]: ...
 
 
 def _ignore_trip(trip: Trip) -> None:

@@ -66,9 +66,7 @@ class AlertList(BaseModel):
 
 
 class NoteIn(BaseModel):
-    note: str | None = Field(
-        None, max_length=4000, description="why; kept in the alert history and audit log"
-    )
+    note: str | None = Field(None, max_length=4000, description="why; kept in the alert history and audit log")
     model_config = ConfigDict(json_schema_extra={"examples": [{"note": "driver reached; seal replaced"}]})
 
 
@@ -438,5 +436,6 @@ class AuditList(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "starting"]
-    reason: str | None = Field(None, description="why not ready (only with 503)")
+    status: Literal["ok", "starting", "unavailable"]
+    reason: str | None = Field(None, description="why not ready, the reasons joined by '; ' (only with 503)")
+    reasons: list[str] | None = Field(None, description="every reason it is not ready (only with 503)")

@@ -40,6 +40,23 @@ RETRY_MIN_S = 0.2
 RETRY_MAX_S = 10.0
 
 
+def storage_advice(error: str, n: int, where: str) -> str:
+    """The one log line that tells an operator what to do when the store refuses writes."""
+    text = error.lower()
+    if "full" in text:
+        todo = f"free space on the filesystem of {where}"
+    elif "readonly" in text or "read-only" in text:
+        todo = f"make {where} and its folder writable again"
+    elif "locked" in text or "busy" in text:
+        todo = f"stop whatever holds a lock on {where}"
+    else:
+        todo = f"check {where}"
+    return (
+        f"cannot store {n} messages: {error}. {todo.capitalize()}; nothing is acknowledged meanwhile (the broker "
+        "keeps the messages) and Kawal retries by itself, /healthz answers 503 until then"
+    )
+
+
 class Detector(Protocol):
     def process(self, readings: Sequence[Reading]) -> None: ...
 
@@ -103,6 +120,8 @@ class IngestPipeline:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._abort = threading.Event()
+        self.store_error: str | None = None  # the last storage failure, until a store succeeds (for /healthz)
+        self._in_hand_since: float | None = None  # received_at of the oldest message being handled
         self.messages_done = 0  # messages fully handled (stored and acknowledged), for tests and benchmarks
 
     # -- producer side (the MQTT network thread) -----------------------------------------------------------
@@ -113,6 +132,15 @@ class IngestPipeline:
 
     def queued(self) -> int:
         return self._queue.qsize()
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def behind_s(self, now: float) -> float:
+        """How long the oldest message not yet stored and acknowledged has waited (0 when idle). Messages
+        still queued are younger than the batch in hand, so that batch's first message is the oldest."""
+        since = self._in_hand_since
+        return max(0.0, now - since) if since is not None else 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
@@ -204,6 +232,13 @@ class IngestPipeline:
 
     def _handle(self, batch: list[InboundMessage]) -> None:
         t0 = time.perf_counter()
+        self._in_hand_since = batch[0].received_at
+        try:
+            self._handle_batch(batch, t0)
+        finally:
+            self._in_hand_since = None
+
+    def _handle_batch(self, batch: list[InboundMessage], t0: float) -> None:
         self.metrics.messages_received.inc(len(batch))
         now = time.time()
         items = [_Item(m, self._decode(m, now)) for m in batch]
@@ -251,9 +286,7 @@ class IngestPipeline:
             return decode_message(m.topic, m.payload, now)
         except Exception as e:  # a decoder bug must not stop ingest for everyone else
             log.exception("decoding failed for %r", m.topic)
-            return Decoded(
-                "telemetry", None, rejections=[Rejection(INTERNAL_ERROR, repr(e)[:200], m.payload)]
-            )
+            return Decoded("telemetry", None, rejections=[Rejection(INTERNAL_ERROR, repr(e)[:200], m.payload)])
 
     def _account(self, items: list[_Item], new: list[Reading]) -> None:
         m = self.metrics
@@ -273,12 +306,20 @@ class IngestPipeline:
         backoff = Backoff(RETRY_MIN_S, RETRY_MAX_S)
         while True:
             try:
-                return self._store(items, now)
+                new = self._store(items, now)
             except OperationalError as e:
                 delay = backoff.next()
+                if self.store_error is None:
+                    log.error("%s", storage_advice(str(e), len(items), self.db.location))
+                self.store_error = str(e)
                 log.error("storing %d messages failed (%s); retrying in %.1fs", len(items), e, delay)
-            if self._abort.wait(delay):
-                return None
+                if self._abort.wait(delay):
+                    return None
+                continue
+            if self.store_error is not None:
+                log.warning("the store takes writes again; ingest goes on")
+                self.store_error = None
+            return new
 
     def _store(self, items: list[_Item], now: float) -> list[Reading]:
         try:

@@ -31,6 +31,7 @@ from kawal.audit import AuditLog
 from kawal.broker import EmbeddedBroker
 from kawal.clock import Clock, make_clock
 from kawal.detection import SerialDetector
+from kawal.health import Health
 from kawal.metrics import Metrics
 from kawal.places import load_places
 from kawal.settings import Settings
@@ -41,24 +42,6 @@ from notify.store import NotifyStore
 from storage import is_url, open_database
 
 log = logging.getLogger(__name__)
-
-class Health:
-    def __init__(self) -> None:
-        self.stores_open = False
-        self.consumer: MqttConsumer | None = None
-
-    def ready(self) -> bool:
-        return self.stores_open and self.consumer is not None and self.consumer.subscribed.is_set()
-
-    def reason(self) -> str | None:
-        """Why the service is not ready, in a few words (None when it is)."""
-        if not self.stores_open:
-            return "opening the stores"
-        if self.consumer is None:
-            return "starting the MQTT consumer"
-        if self.consumer.subscribed.is_set():
-            return None
-        return self.consumer.reason or "subscribing to the MQTT topics"
 
 
 class PortInUse(Exception):
@@ -93,7 +76,7 @@ class Service:
         self.settings = settings
         self.workdir = workdir
         self.metrics = Metrics()
-        self.health = Health()
+        self.health = Health(settings.health_max_lag_s, settings.health_max_queue)
         self.clock: Clock = make_clock(settings.clock)
         self.mqtt_url: str | None = settings.mqtt_url
         self.broker: EmbeddedBroker | None = None
@@ -165,6 +148,7 @@ class Service:
             tick_interval_s=s.tick_interval_s,
         )
         self.health.consumer = self.consumer
+        self.health.pipeline = self.pipeline
         self.pipeline.start()
         self.consumer.start()
 

@@ -67,3 +67,9 @@ class Settings(BaseSettings):
     notify_retry_min_s: float = Field(1.0, gt=0, description="first retry delay of a failed delivery")
     notify_retry_max_s: float = Field(300.0, gt=0, description="longest retry delay of a failed delivery")
     notify_timeout_s: float = Field(10.0, gt=0, description="time a receiver or SMTP server has to answer")
+
+    # Hardening: health bounds, TLS to the broker, per-tracker flood limit.
+    health_max_lag_s: float = Field(
+        30.0, description="/healthz answers 503 when the oldest message in ingest waits longer than this"
+    )
+    health_max_queue: int = Field(50_000, description="/healthz answers 503 when more messages than this wait")

@@ -38,20 +38,38 @@ from tests.servers import free_port
 ADMIN_TOKEN = "test-admin-token"
 # The fields every alert carries on the wire (CONTRACT 2.3), in lists, single reads and the stream.
 ALERT_FIELDS = frozenset(
-    {"id", "type", "severity", "status", "trip_id", "crate_id", "tracker_id", "ts", "raised_at", "lat", "lon",
-     "details"}
+    {
+        "id",
+        "type",
+        "severity",
+        "status",
+        "trip_id",
+        "crate_id",
+        "tracker_id",
+        "ts",
+        "raised_at",
+        "lat",
+        "lon",
+        "details",
+    }
 )
 
 
 class Ready:
+    """Health of an API without an ingest behind it (the real one is tested in tests/test_health.py)."""
+
     def __init__(self, ready: bool = True) -> None:
         self.is_ready = ready
+        self.was_ready = False
+
+    def problems(self) -> list[str]:
+        return [] if self.is_ready else ["not ready"]
 
     def ready(self) -> bool:
         return self.is_ready
 
     def reason(self) -> str | None:
-        return None
+        return None if self.is_ready else "not ready"
 
 
 @dataclass

@@ -50,9 +50,7 @@ def test_crate_status_and_track(api: tuple[Harness, httpx.Client]) -> None:
     }
     h.store_readings(
         [
-            Reading(
-                "TRK-1", T0 + 60, -7.5470, 112.2329, seq=1, acc=8, spd=30, hdg=180, bat=90, seal="closed"
-            ),
+            Reading("TRK-1", T0 + 60, -7.5470, 112.2329, seq=1, acc=8, spd=30, hdg=180, bat=90, seal="closed"),
             Reading("TRK-1", T0 + 120, None, None, seq=2, bat=89, seal="closed"),  # no fix
             Reading("TRK-1", T0 + 180, 0.0, 0.0, seq=3),  # Null Island: not a position
             Reading("TRK-1", T0 + 240, -7.5600, 112.2310, seq=4, acc=6, spd=35, hdg=185, bat=88),
@@ -197,16 +195,11 @@ def test_trackers(api: tuple[Harness, httpx.Client]) -> None:
     assert client.get("/api/v1/trackers/TRK-9", headers=v).json()["crate_id"] == "C-9"
     assert client.get("/api/v1/crates/C-9", headers=v).json()["tracker_id"] == "TRK-9"
     assert (
-        client.put("/api/v1/trackers/TRK-9", json={"crate_id": None}, headers=h.headers("admin")).json()[
-            "crate_id"
-        ]
+        client.put("/api/v1/trackers/TRK-9", json={"crate_id": None}, headers=h.headers("admin")).json()["crate_id"]
         is None
     )
     assert (
-        client.put(
-            "/api/v1/trackers/TRK-9", json={"crate_id": "bad id"}, headers=h.headers("admin")
-        ).status_code
-        == 422
+        client.put("/api/v1/trackers/TRK-9", json={"crate_id": "bad id"}, headers=h.headers("admin")).status_code == 422
     )
     assert client.get("/api/v1/trackers/none", headers=v).status_code == 404
     audit = [(r.action, r.data["crate_id"]) for r in h.ctx.audit.records(subject="tracker:TRK-9")]
@@ -224,12 +217,8 @@ def test_rejected_payloads(api: tuple[Harness, httpx.Client]) -> None:
             [Rejection("lat_out_of_range", "lat 123 is outside [-90, 90]", b'{"lat": 123}')],
             T0,
         )
-        store.add_rejections(
-            c, "kawal/v1/TRK-2/telemetry", [Rejection("not_json", "bad", b"\xff\xfe\x00")], T0 + 1
-        )
-        store.add_rejections(
-            c, "kawal/v1/TRK-3/telemetry", [Rejection("too_large", "big", b"x" * 9000)], T0 + 2
-        )
+        store.add_rejections(c, "kawal/v1/TRK-2/telemetry", [Rejection("not_json", "bad", b"\xff\xfe\x00")], T0 + 1)
+        store.add_rejections(c, "kawal/v1/TRK-3/telemetry", [Rejection("too_large", "big", b"x" * 9000)], T0 + 2)
     items = client.get("/api/v1/rejected", headers=h.headers("viewer")).json()["items"]
     assert [i["topic"] for i in items] == [
         "kawal/v1/TRK-3/telemetry",
@@ -237,9 +226,7 @@ def test_rejected_payloads(api: tuple[Harness, httpx.Client]) -> None:
         "kawal/v1/TRK-1/telemetry",
     ]
     assert len(items[0]["payload"]) == 4096 and items[0]["payload_encoding"] == "text"
-    assert (
-        items[1]["payload_encoding"] == "base64" and base64.b64decode(items[1]["payload"]) == b"\xff\xfe\x00"
-    )
+    assert items[1]["payload_encoding"] == "base64" and base64.b64decode(items[1]["payload"]) == b"\xff\xfe\x00"
     assert items[2] == {
         "received_at": "2024-11-20T00:00:00.000Z",
         "topic": "kawal/v1/TRK-1/telemetry",
@@ -250,16 +237,12 @@ def test_rejected_payloads(api: tuple[Harness, httpx.Client]) -> None:
     }
     one = client.get("/api/v1/rejected", params={"limit": 1}, headers=h.headers("viewer")).json()["items"]
     assert [i["reason"] for i in one] == ["too_large"]
-    assert (
-        client.get("/api/v1/rejected", params={"limit": 1001}, headers=h.headers("viewer")).status_code == 422
-    )
+    assert client.get("/api/v1/rejected", params={"limit": 1001}, headers=h.headers("viewer")).status_code == 422
 
 
 def test_tokens_me_config_and_audit(api: tuple[Harness, httpx.Client]) -> None:
     h, client = api
-    r = client.post(
-        "/api/v1/tokens", json={"name": "ops-sari", "role": "operator"}, headers=h.headers("admin")
-    )
+    r = client.post("/api/v1/tokens", json={"name": "ops-sari", "role": "operator"}, headers=h.headers("admin"))
     assert r.status_code == 201
     body = r.json()
     assert (body["name"], body["role"]) == ("ops-sari", "operator") and body["token"].startswith("kwl_")
@@ -294,9 +277,7 @@ def test_tokens_me_config_and_audit(api: tuple[Harness, httpx.Client]) -> None:
     cfg = client.get("/api/v1/config", headers=h.headers("viewer")).json()
     assert cfg["tile_url"] == "https://tiles.example/{z}/{x}/{y}.png" and cfg["clock"] == "wall"
 
-    audit = client.get(
-        "/api/v1/audit", params={"subject": "token:ops-sari"}, headers=h.headers("viewer")
-    ).json()
+    audit = client.get("/api/v1/audit", params={"subject": "token:ops-sari"}, headers=h.headers("viewer")).json()
     assert [(i["actor"], i["action"]) for i in audit["items"]] == [
         ("admin-env", "token.create"),
         ("admin-env", "token.revoke"),
@@ -311,7 +292,7 @@ def test_health_and_metrics_need_no_token(api: tuple[Harness, httpx.Client]) -> 
     assert client.get("/healthz").json() == {"status": "ok"}
     h.ctx.health.is_ready = False  # type: ignore[attr-defined]
     r = client.get("/healthz")
-    assert r.status_code == 503 and r.json() == {"status": "starting"}
+    assert r.status_code == 503 and r.json() == {"status": "starting", "reason": "not ready", "reasons": ["not ready"]}
     m = client.get("/metrics")
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
     assert "kawal_readings_stored_total" in m.text and "kawal_http_requests_total" in m.text
@@ -325,9 +306,7 @@ def test_crate_cache_is_shared(tmp_path: Path) -> None:
         # A trip written behind the API's back (e.g. by `kawal trips import`) shows once the cache expires...
         from kawal.trips import TripIn
 
-        h.ctx.trips.put(
-            "T-2", TripIn.model_validate(trip_body(tracker_id="TRK-2", crate_id="C-2")), now=time.time()
-        )
+        h.ctx.trips.put("T-2", TripIn.model_validate(trip_body(tracker_id="TRK-2", crate_id="C-2")), now=time.time())
         assert client.get("/api/v1/crates", headers=v).json()["total"] == 1
         # ...while a change through the API shows at once.
         _put(h, client, "T-3", tracker_id="TRK-3", crate_id="C-3")

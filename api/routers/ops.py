@@ -19,10 +19,19 @@ router = APIRouter(tags=["operations"])
     responses={
         503: {
             "model": Health,
-            "description": "not subscribed to the broker yet, or stores not open; `reason` says which",
+            "description": "not ready: `reasons` lists why (not subscribed to the broker, stores not open, the "
+            "store refuses writes, ingest behind past its bound), `reason` joins them",
             "content": {
                 "application/json": {
-                    "example": {"status": "starting", "reason": "connection refused to 10.0.0.5:1883, retrying"}
+                    "example": {
+                        "status": "unavailable",
+                        "reason": "connection to the MQTT broker at 10.0.0.5:1883 lost, reconnecting; cannot "
+                        "write to the store: database or disk is full",
+                        "reasons": [
+                            "connection to the MQTT broker at 10.0.0.5:1883 lost, reconnecting",
+                            "cannot write to the store: database or disk is full",
+                        ],
+                    }
                 }
             },
         },
@@ -30,19 +39,17 @@ router = APIRouter(tags=["operations"])
     },
 )
 def healthz(ctx: Ctx) -> JSONResponse:
-    """200 once the service is subscribed to the broker and its stores are open; 503 before that, with the
-    reason (e.g. the broker refuses connections)."""
+    """200 while the service is subscribed to the broker, its stores are open and take writes, and ingest
+    keeps up; 503 otherwise, with the reasons. `status` is `starting` until the service was first ready,
+    `unavailable` after."""
     try:
-        ready = bool(ctx.health.ready())
-        reason = None if ready else ctx.health.reason()
+        problems = ctx.health.problems()
     except Exception as e:
-        ready, reason = False, f"health check failed: {type(e).__name__}"
-    if ready:
+        problems = [f"health check failed: {type(e).__name__}"]
+    if not problems:
         return JSONResponse({"status": "ok"})
-    body: dict[str, str] = {"status": "starting"}
-    if reason:
-        body["reason"] = reason
-    return JSONResponse(body, status_code=503)
+    status = "unavailable" if ctx.health.was_ready else "starting"
+    return JSONResponse({"status": status, "reason": "; ".join(problems), "reasons": problems}, status_code=503)
 
 
 @router.get(
