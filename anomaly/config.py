@@ -188,8 +188,8 @@ class DetectionConfig:
     noise_max_resid_m: float = 25.0
     """Residuals above this are curves, not noise, and are left out."""
 
-    noise_alpha: float = 0.1
-    """Residuals are averaged with this exponential weight (about 19 triples' memory)."""
+    noise_alpha: float = 0.2
+    """Residuals are averaged with this exponential weight (about 9 fixes' memory)."""
 
     noise_min_samples: int = 15
     """The average is judged only after this many residuals (in the current trip)."""

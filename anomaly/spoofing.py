@@ -34,7 +34,7 @@ EV_SEQ, EV_TS, EV_KIN, EV_NOISE, EV_REPLAY = 1, 2, 4, 8, 16
 EV_NAMES = {EV_SEQ: "seq", EV_TS: "ts", EV_KIN: "kinematics", EV_NOISE: "noise", EV_REPLAY: "replay"}
 NOISE_CAP_M = 3.0  # a residual change past this is a change of curve, not noise: capped, not averaged raw
 BASELINE_ALPHA = 0.02  # the tracker's own baseline learns slowly, over trips
-BASELINE_MIN = 30  # residuals before the baseline is trusted
+BASELINE_MIN = 15  # residuals before the baseline is trusted
 
 
 class SpoofingDetector(Detector):

@@ -72,6 +72,7 @@ def _config(
     dead_zones: float,
     incident_types: str | None,
     prefix: str,
+    attacks: int = 0,
 ) -> SimConfig:
     """The SimConfig of the fleet options both commands share (`COMMON`), validated."""
     try:
@@ -85,6 +86,7 @@ def _config(
             dead_zones_per_trip=dead_zones,
             incident_weights=_weights(incident_types),
             prefix=prefix,
+            attacks=attacks,
         )
         cfg.validate()
     except ValueError as e:
@@ -143,6 +145,13 @@ COMMON = [
         help="mean coverage gaps per trip (store-and-forward)",
     ),
     click.option("--prefix", help="start of every tracker, crate and trip id"),
+    click.option(
+        "--attacks",
+        default=0,
+        show_default=True,
+        type=click.IntRange(0, 1000),
+        help="clean trips per attack kind (jamming, replay, route_spoof, gps_simulator) plus as many reboots",
+    ),
     click.option(
         "--connections",
         default=1,
@@ -244,6 +253,7 @@ def simulate(
     shuffle: float,
     dead_zones: float,
     prefix: str | None,
+    attacks: int,
     connections: int,
     progress: bool,
     speedup: float,
@@ -272,7 +282,16 @@ def simulate(
     if api_url and not token:
         raise click.UsageError("--api-url needs --token (an admin token)")
     cfg = _config(
-        legs, interval, storage_interval, owntracks, duplicates, shuffle, dead_zones, incident_types, prefix or "SIM"
+        legs,
+        interval,
+        storage_interval,
+        owntracks,
+        duplicates,
+        shuffle,
+        dead_zones,
+        incident_types,
+        prefix or "SIM",
+        attacks,
     )
     try:
         scenario = build_scenario(
@@ -390,6 +409,7 @@ def evaluate(
     shuffle: float,
     dead_zones: float,
     prefix: str | None,
+    attacks: int,
     connections: int,
     progress: bool,
     speedup: float,
@@ -421,6 +441,7 @@ def evaluate(
         dead_zones,
         incident_types,
         prefix or f"EV{seed}",
+        attacks,
     )
     ev, _ = run_evaluation(
         trackers=trackers,

@@ -77,6 +77,7 @@ class SimConfig:
     authorised_open_rate: float = 0.5  # share of native crates opened at their last destination after open_after
     incident_weights: Mapping[str, float] | None = None  # type -> weight; None: all nine types equally
     prefix: str = "SIM"  # tracker, crate and trip ids start with it
+    attacks: int = 0  # trips per attack kind (simulators.attacks), plus as many benign tracker reboots
     # Thresholds written into each trip; None leaves them out, so the server's documented defaults apply.
     corridor_m: float | None = None
     max_stop_min: float | None = None
@@ -260,6 +261,7 @@ class TrackerSpec:
     jumps: dict[float, tuple[float, float]] = field(default_factory=dict)  # grid ts -> (dx, dy) metres
     awake: list[tuple[float, float]] = field(default_factory=list)
     marks: dict[tuple[str, float], str] = field(default_factory=dict)  # ("seal"|"jump"|"battery", ts) -> truth id
+    attacks: list[dict[str, Any]] = field(default_factory=list)  # simulators.attacks: kind, t0, t1, ...
 
     @property
     def owntracks_topic(self) -> str:

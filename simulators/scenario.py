@@ -76,4 +76,9 @@ def build_scenario(
     from simulators.planner import Planner
 
     planner = Planner(seed, trackers, incidents_rate, parse_start(start), config)
-    return planner.build()
+    sc = planner.build()
+    if config.attacks:
+        from simulators.attacks import plan_attacks
+
+        plan_attacks(sc, config.attacks)
+    return sc

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from simulators.attacks import AttackState
 from simulators.model import ACC_PER_SIGMA, Scenario, TrackerSpec
 
 MAX_BATCH = 1000  # CONTRACT 1.1: a batch holds 1 to 1000 readings
@@ -75,6 +76,7 @@ class _Generator:
         self.buffer: list[tuple[dict[str, Any], tuple[str, ...]]] = []
         self.seal_t = [t for t, _ in spec.seal_events]
         self.seal_s = [s for _, s in spec.seal_events]
+        self.attack = AttackState(sc, spec) if spec.attacks else None
 
     # ----- the reading ---------------------------------------------------------------------------
     def seal_at(self, t: float) -> str:
@@ -121,6 +123,8 @@ class _Generator:
                     hdg=round(self.heading, 1),
                 )
             r.update(bat=bat, seal=self.seal_at(t))
+            if self.attack is not None:
+                self.attack.apply(t, r, *self.frame.to_latlon(st.x, st.y))
         else:
             r = {
                 "_type": "location",
@@ -334,6 +338,18 @@ class _Generator:
 def tracker_messages(sc: Scenario, spec: TrackerSpec) -> Iterator[Message]:
     """One tracker's messages in publish-time order."""
     return _Generator(sc, spec).run()
+
+
+def recorded_readings(sc: Scenario, spec: TrackerSpec) -> list[dict[str, Any]]:
+    """Every distinct native reading a tracker sends, by time (what an insider could have recorded)."""
+    seen: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for m in tracker_messages(sc, spec):
+        if m.kind == "status":
+            continue
+        body = json.loads(m.payload)
+        for r in body if isinstance(body, list) else [body]:
+            seen.setdefault((r.get("ts"), r.get("seq")), r)
+    return sorted(seen.values(), key=lambda r: (r["ts"], r.get("seq", 0)))
 
 
 def merge_streams(sc: Scenario) -> Iterator[Message]:

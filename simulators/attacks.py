@@ -1,0 +1,161 @@
+"""Attacks on the trackers, as labelled incidents (issue 17), and a benign tracker reboot.
+
+`plan_attacks(scenario, per_kind)` picks clean trips of native trackers (OwnTracks has no `seq`) and marks
+each with one attack; `apply_attack` rewrites the reading a tracker sends while it lasts:
+
+- `jamming` (fix_lost): a GPS jammer in the cab during a detour: the tracker goes on reporting every
+  interval, without a fix, for 20-26 minutes (the detour itself is invisible: there is no fix to see it).
+- `replay` (spoofing_suspected): an insider publishes another crate's trip of the day before, time-shifted,
+  with this tracker's id and seq: positions copied exactly, 15 minutes of them.
+- `route_spoof` (spoofing_suspected): positions keep following the planned route while the lorry goes
+  elsewhere; the receiver's speed and heading (Doppler) are the lorry's, 90-180 degrees off (12 minutes).
+- `gps_simulator` (spoofing_suspected): a GPS simulator replaces the sky with a track along the road with
+  almost no noise (positions on the line, rounded to 1e-6 degree; 15 minutes, from 10 minutes into a drive).
+- `tracker_reboot` (benign): the tracker restarts: `seq` counts again from 1, a minute without a fix.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from simulators.model import Scenario, TrackerSpec, TripSpec, TruthEvent
+from simulators.motion import Drive
+
+ATTACK_TYPES: tuple[str, ...] = ("jamming", "replay", "route_spoof", "gps_simulator")
+ATTACK_ALERT = {"jamming": "fix_lost", "replay": "spoofing_suspected", "route_spoof": "spoofing_suspected"}
+ATTACK_ALERT["gps_simulator"] = "spoofing_suspected"
+# What an attack legitimately causes besides its own alert: replayed positions are elsewhere and jump there.
+ATTACK_ALSO: dict[str, tuple[str, ...]] = {
+    "jamming": (),
+    "replay": ("route_deviation", "gps_jump", "unscheduled_stop", "wrong_destination", "overdue"),
+    "route_spoof": (),
+    "gps_simulator": (),
+}
+DURATION_S = {"jamming": (20 * 60.0, 24 * 60.0), "replay": (15 * 60.0, 15 * 60.0), "gps_simulator": (15 * 60, 15 * 60)}
+LEAD_S = {"gps_simulator": 600.0}  # the receiver has shown its own noise for a while before
+
+
+def _drive_of(spec: TrackerSpec, trip: TripSpec) -> Drive | None:
+    return next((s for s in spec.timeline.segments if isinstance(s, Drive) and s.t0 >= trip.departure - 1), None)
+
+
+def plan_attacks(sc: Scenario, per_kind: int) -> None:
+    """Give `per_kind` clean trips each attack and a reboot; adds the ground truth. Deterministic per seed."""
+    if per_kind <= 0:
+        return
+    rng = random.Random(sc.seed * 7919 + 17)
+    native = [s for s in sc.trackers if s.protocol == "native" and all(t.incident is None for t in s.trips)]
+    rng.shuffle(native)
+    kinds = [k for k in (*ATTACK_TYPES, "tracker_reboot") for _ in range(per_kind)]
+    sources = list(native)
+    seq_no = len(sc.truth)
+    for kind in kinds:
+        spec = next((s for s in native if not s.attacks), None)
+        if spec is None:
+            sc.skipped[kind] = sc.skipped.get(kind, 0) + 1
+            continue
+        trip = spec.trips[-1] if kind == "replay" else spec.trips[0]
+        drive = _drive_of(spec, trip)
+        lo, hi = DURATION_S.get(kind, (12 * 60.0, 12 * 60.0))
+        lead = LEAD_S.get(kind, 120.0)
+        if (
+            drive is None
+            or drive.t1 - drive.t0 < (hi if kind in ("jamming", "gps_simulator") else 10 * 60.0) + lead + 180
+        ):
+            spec.attacks.append({"kind": "none"})  # used up: too short a drive for this attack
+            continue
+        length = min(rng.uniform(lo, hi), drive.t1 - drive.t0 - lead - 120)
+        t0 = float(int(drive.t0 + lead + rng.uniform(0, max(0.0, drive.t1 - drive.t0 - lead - 120 - length))))
+        t1 = t0 + length
+        attack: dict[str, Any] = {"kind": kind, "t0": t0, "t1": t1}
+        if kind == "replay":
+            src = next((s for s in sources if s is not spec and s.trips[0].departure < trip.departure - 6 * 3600), None)
+            src_drive = _drive_of(src, src.trips[0]) if src is not None else None
+            if src is None or src_drive is None or src_drive.t1 - src_drive.t0 < length + 300:
+                spec.attacks.append({"kind": "none"})
+                continue
+            attack["source"] = src.index
+            attack["source_t0"] = src_drive.t1 - length - 120
+        spec.attacks.append(attack)
+        trip.incident = kind if kind != "tracker_reboot" else trip.incident
+        seq_no += 1
+        expect = kind != "tracker_reboot"
+        alert = ATTACK_ALERT.get(kind, kind)
+        also = ATTACK_ALSO.get(kind, ())
+        end_window = t1 + (3600.0 if kind != "jamming" else 0.0)
+        sc.truth.append(
+            TruthEvent(
+                id=f"{'A' if expect else 'B'}{seq_no:06d}",
+                type=alert if expect else kind,
+                tracker_id=spec.tracker_id,
+                trip_id=trip.trip_id,
+                crate_id=spec.crate_id,
+                start=t0,
+                end=t1,
+                window=(t0 - spec.interval_s - 1, end_window) if expect else (t0, t1),
+                expect_alert=expect,
+                also=also,
+                also_window=(t0 - 600.0, t1 + 4 * 3600.0) if also else None,
+                details={"attack": kind, "minutes": round((t1 - t0) / 60, 1)},
+            )
+        )
+    for s in native:
+        s.attacks = [a for a in s.attacks if a["kind"] != "none"]
+    sc.truth.sort(key=lambda e: (e.start, e.id))
+
+
+class AttackState:
+    """Per tracker stream: the source readings of a replay and the seq offset after a reboot."""
+
+    def __init__(self, sc: Scenario, spec: TrackerSpec) -> None:
+        self.spec = spec
+        self.source: list[dict[str, Any]] = []
+        self.seq_base: int | None = None
+        for a in spec.attacks:
+            if a["kind"] == "replay":
+                from simulators.streams import recorded_readings
+
+                src = sc.trackers[a["source"]]
+                t0 = a["source_t0"]
+                self.source = [r for r in recorded_readings(sc, src) if t0 <= r["ts"] and "lat" in r]
+
+    def apply(self, t: float, r: dict[str, Any], true_lat: float, true_lon: float) -> None:
+        for a in self.spec.attacks:
+            kind = a["kind"]
+            if kind == "tracker_reboot" and t >= a["t0"]:
+                if self.seq_base is None:
+                    self.seq_base = int(r["seq"]) - 1
+                r["seq"] = int(r["seq"]) - self.seq_base
+                if t < a["t0"] + 60:
+                    _no_fix(r)
+                continue
+            if not a["t0"] <= t < a["t1"]:
+                continue
+            if kind == "jamming":
+                _no_fix(r)
+            elif kind == "replay" and self.source and "lat" in r:
+                src = self.source.pop(0)
+                for key in ("lat", "lon", "acc", "spd", "hdg"):
+                    if key in src:
+                        r[key] = src[key]
+            elif kind == "route_spoof" and "hdg" in r:
+                rng = random.Random(int(t) * 31 + self.spec.index)
+                off = rng.uniform(90.0, 180.0) * (1 if rng.random() < 0.5 else -1)
+                r["hdg"] = round((float(r["hdg"]) + off) % 360.0, 1)
+                r["spd"] = round(max(float(r["spd"]), 25.0 + rng.uniform(0, 15)), 1)
+            elif kind == "gps_simulator" and "lat" in r:
+                r["lat"], r["lon"] = round(true_lat, 6), round(true_lon, 6)
+
+
+def _no_fix(r: dict[str, Any]) -> None:
+    for key in ("lat", "lon", "acc", "spd", "hdg"):
+        r.pop(key, None)
+
+
+def attack_summary(sc: Scenario) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in sc.trackers:
+        for a in s.attacks:
+            out[a["kind"]] = out.get(a["kind"], 0) + 1
+    return out
