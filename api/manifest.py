@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from kawal.audit import AuditLog
+from kawal.timeutil import parse_time
 from kawal.trips import ID_RE, Trip, TripIn, TripRepository
 from storage import Database
 
@@ -95,10 +96,23 @@ def _num(text: Any, what: str) -> float:
         raise RowError(f"{what}: not a number: {text!r}") from None
 
 
-def _body_from_flat(props: Mapping[str, Any]) -> dict[str, Any]:
-    """CSV row / GeoJSON properties -> a TripIn body. Flat origin_*/destination_* keys build the zones."""
+def _body_from_flat(props: Mapping[str, Any], problems: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """CSV row / GeoJSON properties -> a TripIn body. Flat origin_*/destination_* keys build the zones.
+
+    A cell that cannot be converted is left out and its problem appended to `problems`; the returned set
+    names the body fields it belonged to, so validation does not report them a second time as missing."""
     body: dict[str, Any] = {}
+    failed: set[str] = set()
     zones: dict[str, dict[str, Any]] = {}
+
+    def convert(field: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except RowError as e:
+            problems.append(str(e))
+            failed.add(field)
+            return None
+
     for key, value in props.items():
         if value is None or (isinstance(value, str) and value.strip() == ""):
             continue
@@ -108,38 +122,63 @@ def _body_from_flat(props: Mapping[str, Any]) -> dict[str, Any]:
         if prefix is not None:
             zones.setdefault(prefix[:-1], {})[key[len(prefix) :]] = value
         elif key in _NUMBER_FIELDS and isinstance(value, str):
-            body[key] = _num(value, key)
+            body[key] = convert(key, _num, value, key)
         elif key == "stops" and isinstance(value, str):
-            try:
-                body["stops"] = json.loads(value)
-            except ValueError as e:
-                raise RowError(f"stops: not a JSON array of stops: {e}") from None
+            body["stops"] = convert("stops", _json_cell, value, "stops", "a JSON array of stops")
         elif key == "route" and isinstance(value, str):
-            body["route"] = parse_route(value)
+            body["route"] = convert("route", parse_route, value)
         elif key == "seals" and isinstance(value, str):
-            body["seals"] = parse_seals(value)
+            body["seals"] = convert("seals", parse_seals, value)
         else:
             body[key] = value
     for name, flat in zones.items():
         zone = dict(body.get(name) or {})
         for k, v in flat.items():
-            zone[k] = _num(v, f"{name}_{k}") if k in ("lat", "lon", "radius_m") and isinstance(v, str) else v
+            is_num = k in ("lat", "lon", "radius_m") and isinstance(v, str)
+            zone[k] = convert(name, _num, v, f"{name}_{k}") if is_num else v
         body[name] = zone
-    return body
+    return {k: v for k, v in body.items() if k not in failed}, failed
 
 
-def _validate(where: str, trip_id: Any, body: dict[str, Any]) -> tuple[str, TripIn]:
-    if not isinstance(trip_id, str) or not ID_RE.fullmatch(trip_id):
-        raise RowError(f"trip_id must match [A-Za-z0-9._-]{{1,64}}, got {trip_id!r}")
+def _json_cell(text: str, what: str, expected: str) -> Any:
     try:
-        return trip_id, TripIn.model_validate(body)
+        return json.loads(text)
+    except ValueError as e:
+        raise RowError(f"{what}: not {expected}: {e}") from None
+
+
+def _validate(trip_id: Any, body: dict[str, Any], failed: set[str], problems: list[str]) -> TripIn | None:
+    """Every problem of one row at once: the trip_id, each field, and the schedule even when fields fail."""
+    if not isinstance(trip_id, str) or not ID_RE.fullmatch(trip_id):
+        problems.append(f"trip_id must match [A-Za-z0-9._-]{{1,64}}, got {trip_id!r}")
+    try:
+        trip = TripIn.model_validate(body)
     except ValidationError as e:
-        raise RowError("; ".join(_pydantic_problem(err) for err in e.errors())) from None
+        # A field whose cell could not be converted is already reported; pydantic would call it missing.
+        found = [_pydantic_problem(err) for err in e.errors() if not (err.get("loc") and err["loc"][0] in failed)]
+        problems.extend(found)
+        schedule = _schedule_problem(body)
+        if schedule and schedule not in found:
+            problems.append(schedule)  # pydantic checks the schedule only once every field is valid
+        return None
+    return None if problems else trip
+
+
+def _schedule_problem(body: Mapping[str, Any]) -> str | None:
+    try:
+        depart, arrive = parse_time(body["depart_after"]), parse_time(body["arrive_by"])
+    except (KeyError, TypeError, ValueError):
+        return None  # missing or unreadable: reported as such
+    return "arrive_by must come after depart_after" if arrive <= depart else None
 
 
 def _pydantic_problem(err: Mapping[str, Any]) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ()))
     msg = str(err.get("msg", "invalid"))
+    # A ValueError raised by a validator reads "Value error, <message>": the message is enough.
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix) :]
     return f"{loc}: {msg}" if loc else msg
 
 
@@ -156,9 +195,7 @@ def parse_csv(text: str) -> list[tuple[str, TripIn]]:
         raise ManifestError([("line 1", f"not CSV: {e}")]) from None
     header = [h.strip().lstrip("\ufeff") for h in header]
     missing = [
-        c
-        for c in ("trip_id", "crate_id", "tracker_id", "route", "depart_after", "arrive_by")
-        if c not in header
+        c for c in ("trip_id", "crate_id", "tracker_id", "route", "depart_after", "arrive_by") if c not in header
     ]
     if missing:
         raise ManifestError([("line 1", f"the header lacks the column(s): {', '.join(missing)}")])
@@ -220,12 +257,13 @@ def parse_geojson(text: str) -> list[tuple[str, TripIn]]:
         props = dict(props)
         if props.get("trip_id") is None and isinstance(feature.get("id"), str):
             props["trip_id"] = feature["id"]
+        route_problem = None
         try:
             props["route"] = _geojson_route(geometry)
         except RowError as e:
-            problems.append((where, str(e)))
-            continue
-        _collect(where, props.get("trip_id"), props, seen, out, problems)
+            props.pop("route", None)
+            route_problem = str(e)
+        _collect(where, props.get("trip_id"), props, seen, out, problems, route_problem)
     if problems:
         raise ManifestError(problems)
     return out
@@ -256,20 +294,25 @@ def _collect(
     seen: dict[str, str],
     out: list[tuple[str, TripIn]],
     problems: list[tuple[str, str]],
+    route_problem: str | None = None,
 ) -> None:
-    try:
-        item = _validate(where, trip_id, _body_from_flat(props))
-    except RowError as e:
-        problems.append((where, str(e)))
+    """Validate one row or feature, adding each of its problems (one line each) to `problems`."""
+    found: list[str] = [route_problem] if route_problem else []
+    body, failed = _body_from_flat(props, found)
+    if route_problem:
+        failed.add("route")
+    trip = _validate(trip_id, body, failed, found)
+    if isinstance(trip_id, str) and trip_id in seen:
+        found.append(f"trip_id {trip_id!r} is repeated (first at {seen[trip_id]})")
+    previous = trip.previous_trip_id if trip is not None else props.get("previous_trip_id")
+    if trip_id and previous == trip_id:
+        found.append("previous_trip_id names the trip itself")
+    if isinstance(trip_id, str) and trip_id not in seen:
+        seen[trip_id] = where
+    if found or trip is None:
+        problems.extend((where, what) for what in found)
         return
-    if item[0] in seen:
-        problems.append((where, f"trip_id {item[0]!r} is repeated (first at {seen[item[0]]})"))
-        return
-    if item[1].previous_trip_id == item[0]:
-        problems.append((where, "previous_trip_id names the trip itself"))
-        return
-    seen[item[0]] = where
-    out.append(item)
+    out.append((trip_id, trip))
 
 
 def parse_manifest(data: bytes | str, fmt: Format = "auto", filename: str = "") -> list[tuple[str, TripIn]]:
