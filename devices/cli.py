@@ -30,6 +30,15 @@ def _files(f: Any) -> Any:
     return f
 
 
+def _create_dirs_option(f: Any) -> Any:
+    return click.option("--create-dirs", is_flag=True,
+                        help="create the folders of the password and ACL files if they do not exist")(f)
+
+
+def _written(prov: Provisioner) -> None:
+    click.echo(f"Updated {prov.password_file} and {prov.acl_file}.", err=True)
+
+
 def _db_option(f: Any) -> Any:
     return click.option("--db", help="Kawal's SQLite file or postgresql:// URL (KAWAL_DB, default ./kawal.db)")(f)
 
@@ -69,10 +78,11 @@ def devices() -> None:
 @click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CA certificate of the broker, for an mqtts:// broker URL")
 @_files
+@_create_dirs_option
 @_db_option
 def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as_json: bool,
         agent_config: Path | None, broker_url: str | None, ca_file: Path | None,
-        password_file: Path, acl_file: Path, db: str | None) -> None:
+        password_file: Path, acl_file: Path, create_dirs: bool, db: str | None) -> None:
     """Register TRACKER_ID and give it an MQTT account that may publish only to kawal/v1/TRACKER_ID/#."""
     if agent_config is not None and (owntracks or not broker_url):
         raise click.ClickException("--agent-config needs --broker-url, and is for native trackers only")
@@ -80,7 +90,7 @@ def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as
         raise click.ClickException("--broker-url and --ca go with --agent-config")
     if agent_config is not None:
         _check_agent_values(tracker_id, broker_url)  # before any password is issued
-    prov = Provisioner(password_file, acl_file, _open_db(db))
+    prov = Provisioner(password_file, acl_file, _open_db(db), create_dirs=create_dirs)
     try:
         creds = prov.add_tracker(tracker_id, crate_id, rotate, owntracks=owntracks)
     except ProvisionError as e:
@@ -93,8 +103,9 @@ def add(tracker_id: str, crate_id: str | None, rotate: bool, owntracks: bool, as
     if agent_config is not None:
         assert broker_url is not None
         _write_agent_config(agent_config, tracker_id, broker_url, creds, ca_file)
-        extra["agent_config"] = str(agent_config)
+        extra["agent_config"] = str(agent_config.absolute())
     _print_credentials(creds, as_json, extra)
+    _written(prov)
     click.echo(RELOAD_HINT, err=True)
 
 
@@ -138,9 +149,10 @@ def _account_from_url(url: str | None) -> tuple[str, str]:
               help="make the broker accept the user and password named in KAWAL_MQTT_URL (idempotent)")
 @click.option("--json", "as_json", is_flag=True, help="print the credentials as JSON")
 @_files
+@_create_dirs_option
 @_db_option
 def add_service_account(name: str | None, rotate: bool, from_mqtt_url: bool, as_json: bool,
-                        password_file: Path, acl_file: Path, db: str | None) -> None:
+                        password_file: Path, acl_file: Path, create_dirs: bool, db: str | None) -> None:
     """Give Kawal itself (NAME, default `kawal`) an account that reads kawal/v1/# and owntracks/#."""
     from kawal.settings import Settings
 
@@ -151,8 +163,9 @@ def add_service_account(name: str | None, rotate: bool, from_mqtt_url: bool, as_
             raise click.ClickException(f"NAME {name!r} is not the user in KAWAL_MQTT_URL ({url_user!r})")
         name, rotate = url_user, True
     name = name or "kawal"
+    prov = Provisioner(password_file, acl_file, _open_db(db), create_dirs=create_dirs)
     try:
-        creds = Provisioner(password_file, acl_file, _open_db(db)).add_service_account(name, rotate, password)
+        creds = prov.add_service_account(name, rotate, password)
     except ProvisionError as e:
         raise click.ClickException(str(e)) from e
     if from_mqtt_url:
@@ -161,6 +174,7 @@ def add_service_account(name: str | None, rotate: bool, from_mqtt_url: bool, as_
         _print_credentials(creds, as_json, {"account": name})
         if not as_json:
             click.echo(f"Use it as KAWAL_MQTT_URL=mqtt://{name}:{creds.password}@<broker>:1883", err=True)
+    _written(prov)
     click.echo(RELOAD_HINT, err=True)
 
 
@@ -170,9 +184,15 @@ def add_service_account(name: str | None, rotate: bool, from_mqtt_url: bool, as_
 @_db_option
 def revoke(username: str, password_file: Path, acl_file: Path, db: str | None) -> None:
     """Remove USERNAME's password and ACL entries (the registry keeps the tracker and its history)."""
-    if not Provisioner(password_file, acl_file, _open_db(db)).revoke(username):
-        raise click.ClickException(f"{username!r} is not in {password_file} or {acl_file}")
+    prov = Provisioner(password_file, acl_file, _open_db(db))
+    try:
+        removed = prov.revoke(username)
+    except ProvisionError as e:
+        raise click.ClickException(str(e)) from e
+    if not removed:
+        raise click.ClickException(f"{username!r} is not in {prov.password_file} or {prov.acl_file}")
     click.echo(f"revoked {username}")
+    _written(prov)
     click.echo(RELOAD_HINT, err=True)
 
 

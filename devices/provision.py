@@ -91,14 +91,20 @@ def check_id(value: str, what: str) -> str:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """An advisory lock next to `path`, held while the file is read, changed and replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    """An advisory lock on the folder of `path`, held while the file is read, changed and replaced. The
+    folder, not a file: the file itself is replaced by a rename, and a lock file would be left behind."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise ProvisionError(f"the folder {folder} does not exist: create it, or pass --create-dirs")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -265,10 +271,23 @@ def _actor() -> str:
 class Provisioner:
     """Issues MQTT accounts in one password file and one ACL file, and records trackers in the registry."""
 
-    def __init__(self, password_file: Path, acl_file: Path, db: Database | None = None) -> None:
-        self.password_file = Path(password_file)
-        self.acl_file = Path(acl_file)
+    def __init__(
+        self, password_file: Path, acl_file: Path, db: Database | None = None, create_dirs: bool = False
+    ) -> None:
+        # Absolute, so messages name the files that were really written, whatever the working folder.
+        self.password_file = Path(password_file).absolute()
+        self.acl_file = Path(acl_file).absolute()
         self.db = db
+        self.create_dirs = create_dirs
+
+    def _folders_ready(self) -> None:
+        """Make the files' folders only when asked to; a missing folder is otherwise a clear error (a typo
+        in a path must not silently start a second, unused password file)."""
+        for path in (self.password_file, self.acl_file):
+            if self.create_dirs:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.parent.is_dir():
+                raise ProvisionError(f"the folder {path.parent} does not exist: create it, or pass --create-dirs")
 
     def add_tracker(
         self, tracker_id: str, crate_id: str | None = None, rotate: bool = False, owntracks: bool = False
@@ -300,6 +319,7 @@ class Provisioner:
 
     def revoke(self, username: str) -> bool:
         """Remove an account from both files (the registry keeps the tracker's history)."""
+        self._folders_ready()
         with locked(self.password_file):
             pw = PasswordFile.load(self.password_file)
             acl = AclFile.load(self.acl_file)
@@ -337,6 +357,7 @@ class Provisioner:
         if password is not None and len(password) < 16:
             raise ProvisionError("a chosen password must have at least 16 characters")
         password = generate_password() if password is None else password
+        self._folders_ready()
         with locked(self.password_file):
             pw = PasswordFile.load(self.password_file)
             acl = AclFile.load(self.acl_file)

@@ -355,7 +355,7 @@ def test_mosquitto_conf_runs_on_a_real_broker(compose: dict[str, Any], tmp_path:
         pytest.fail("mosquitto is not installed: run the README's test command, which installs it")
     auth, data = tmp_path / "auth", tmp_path / "data"
     data.mkdir()
-    prov = Provisioner(auth / "passwd", auth / "acl")
+    prov = Provisioner(auth / "passwd", auth / "acl", create_dirs=True)
     svc = prov.add_service_account("kawal")
     trk = prov.add_tracker("TRK-0001")
     port = free_port()

@@ -99,6 +99,7 @@ class Client:
 @pytest.fixture
 def prov(tmp_path: Path) -> Provisioner:
     auth = tmp_path / "auth"
+    auth.mkdir()
     return Provisioner(auth / "passwd", auth / "acl", SqliteDatabase(tmp_path / "kawal.db"))
 
 
@@ -325,3 +326,27 @@ def test_owntracks_phone_account(prov: Provisioner, mosquitto_factory: Callable[
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("budi.hp1"))
     assert "JBG-KS-0009" in line and " yes " in line
+
+
+def test_cli_names_absolute_files_and_creates_no_folder_unasked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The defaults are relative (mosquitto/passwd): the command says which absolute files it wrote, refuses
+    to invent a missing folder unless --create-dirs, and leaves no lock file behind."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KAWAL_MOSQUITTO_PASSWORD_FILE", "KAWAL_MOSQUITTO_ACL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+    db = ["--db", str(tmp_path / "kawal.db")]
+    r = runner.invoke(devices, ["add", "TRK-0009", *db])
+    assert r.exit_code == 1
+    assert f"the folder {tmp_path / 'mosquitto'} does not exist: create it, or pass --create-dirs" in r.output
+    assert not (tmp_path / "mosquitto").exists()
+
+    r = runner.invoke(devices, ["add", "TRK-0009", "--create-dirs", *db])
+    assert r.exit_code == 0, r.output
+    assert f"Updated {tmp_path / 'mosquitto' / 'passwd'} and {tmp_path / 'mosquitto' / 'acl'}." in r.stderr
+    assert sorted(p.name for p in (tmp_path / "mosquitto").iterdir()) == ["acl", "passwd"]
+    r = runner.invoke(devices, ["revoke", "TRK-0009"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "mosquitto").iterdir()) == ["acl", "passwd"]
