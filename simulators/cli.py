@@ -273,6 +273,7 @@ def simulate(
     """Simulate a fleet of crate trackers in Jombang and publish it over MQTT."""
     _quiet_http()
     from kawal.timeutil import parse_time
+    from simulators.custody import HandoverPoster
     from simulators.publish import Publisher, PublishError
     from simulators.register import RegistrationError, register_trips
     from simulators.scenario import build_scenario, wib_iso
@@ -336,14 +337,21 @@ def simulate(
         progress=progress,
     )
     ff = parse_time(fast_forward_until) if fast_forward_until else None
+    # With the API, simulated officers sign for the crates as they arrive (simulators/custody.py).
+    officers = HandoverPoster(api_url, token, scenario.handovers) if api_url and token else None
     try:
-        stats = pub.publish_scenario(scenario, stop=stop, fast_forward_until=ff)
+        stats = pub.publish_scenario(
+            scenario, stop=stop, fast_forward_until=ff, on_publish=officers.on_publish if officers else None
+        )
     except KeyboardInterrupt:
         stop.set()
         click.echo("stopped; the trackers' statuses are now offline", err=True)
         return
     except PublishError as e:
         raise click.ClickException(str(e)) from e
+    if officers is not None:
+        officers.finish()
+        click.echo(f"{officers.posted} handovers posted, {len(officers.failed)} refused", err=True)
     click.echo(json.dumps(stats.as_dict()))
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 
 from kawal.timeutil import parse_time
+from simulators.custody import HandoverPoster
 from simulators.publish import Publisher, PublishStats
 from simulators.register import register_trips
 from simulators.scenario import INCIDENT_TYPES, Scenario, SimConfig, TruthEvent, build_scenario, utc_iso
@@ -575,10 +576,17 @@ def run_evaluation(
         n = register_trips(api_url, token, scenario.trip_bodies())
         log(f"registered {n} trips")
         sim_clock = SimClock()
+        officers = HandoverPoster(api_url, token, scenario.handovers)
+
+        def on_publish(msg: Any, wall: float) -> None:
+            sim_clock.on_publish(msg, wall)
+            officers.on_publish(msg, wall)
+
         stats: PublishStats = Publisher(
             mqtt_url, speedup=speedup, progress=progress, connections=connections, max_rate=max_rate
-        ).publish_scenario(scenario, on_publish=sim_clock.on_publish)
-        log(f"published {stats.messages} messages in {stats.wall_s:.1f} s")
+        ).publish_scenario(scenario, on_publish=on_publish)
+        officers.finish()
+        log(f"published {stats.messages} messages in {stats.wall_s:.1f} s; {officers.posted} handovers")
         got = wait_stored(api_url, baseline + stats.unique_readings, ingest_timeout)
         if got < baseline + stats.unique_readings:
             log(f"warning: only {got - baseline:.0f} of {stats.unique_readings} readings stored in time")

@@ -20,6 +20,7 @@ from simulators.places import Geography, Place, zone_body
 from simulators.roads import RoadNetwork
 
 if TYPE_CHECKING:
+    from simulators.custody import HandoverSpec
     from simulators.streams import Message
 
 WIB = timezone(timedelta(hours=7), "WIB")
@@ -83,6 +84,8 @@ class SimConfig:
     max_stop_min: float | None = None
     max_silence_min: float | None = None
     tail_s: float = 45 * 60.0  # simulated time after the last planned event, so late checks can fire
+    # Chain of custody (simulators/custody.py): share of clean arriving trips with a bad handover.
+    handover_mismatch_share: float = 0.05
 
     @property
     def corridor(self) -> float:
@@ -106,6 +109,8 @@ class SimConfig:
             raise ValueError("storage_interval_s must be under half of max_silence")
         if self.dead_zone_s[1] + hi + 60 > self.max_silence * 0.75:
             raise ValueError("dead zones must stay clearly under max_silence")
+        if not 0.0 <= self.handover_mismatch_share <= 1.0:
+            raise ValueError("handover_mismatch_share must be in [0, 1]")
         if self.lead_s < 600:
             raise ValueError("lead_s must be at least 10 minutes")
         for name in self.incident_weights or {}:
@@ -150,6 +155,8 @@ class TripSpec:
     incident: str | None = None  # the type of the incident on this trip, if any
     departure: float = 0.0  # when the vehicle really leaves
     arrival: float | None = None  # when it really comes to rest in its destination zone
+    seals: list[str] = field(default_factory=list)  # the crate's seal numbers on this leg (CONTRACT 2.2)
+    previous_trip_id: str | None = None
 
     def body(self) -> dict[str, Any]:
         """The PUT /api/v1/trips/{trip_id} body: CONTRACT 2.2 plus `district`."""
@@ -167,6 +174,10 @@ class TripSpec:
             "arrive_by": wib_iso(self.arrive_by),
             "district": self.district,
         }
+        if self.seals:
+            body["seals"] = list(self.seals)
+        if self.previous_trip_id is not None:
+            body["previous_trip_id"] = self.previous_trip_id
         for key in ("corridor_m", "max_stop_min", "max_silence_min"):
             value = getattr(self.config, key)
             if value is not None:
@@ -294,6 +305,7 @@ class Scenario:
     trips: list[TripSpec]
     truth: list[TruthEvent]
     skipped: dict[str, int] = field(default_factory=dict)  # incident types that found no eligible trip
+    handovers: list[HandoverSpec] = field(default_factory=list)  # the officers' signatures, by time
 
     @property
     def incidents(self) -> list[TruthEvent]:

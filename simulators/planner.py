@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from simulators.custody import plan_custody
 from simulators.model import INCIDENT_TYPES, Scenario, TrackerSpec, TripSpec, next_wib
 from simulators.motion import Timeline
 from simulators.places import Place
@@ -109,6 +110,7 @@ class Planner(TripPlanner):
         self.assign_incidents(specs)
         for spec, chain in zip(specs, chains, strict=True):
             self.plan_tracker(spec, chain)
+        handovers = plan_custody(self, specs, cfg.handover_mismatch_share)
         trips = [t for s in specs for t in s.trips]
         last_event = max(
             [t.arrive_by for t in trips]
@@ -122,7 +124,9 @@ class Planner(TripPlanner):
             if e.window[1] == math.inf:
                 e.window = (e.window[0], end)
         self.truth.sort(key=lambda e: (e.start, e.id))
-        return Scenario(self.seed, self.start, end, cfg, geo, self.net, specs, trips, self.truth, self.skipped)
+        return Scenario(
+            self.seed, self.start, end, cfg, geo, self.net, specs, trips, self.truth, self.skipped, handovers
+        )
 
     def assign_incidents(self, specs: list[TrackerSpec]) -> None:
         """At most one incident per crate; types apportioned by weight, scarcest eligibility first."""
