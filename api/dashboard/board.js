@@ -2,6 +2,7 @@
 
 import { ApiError } from "./api.js";
 import { hasPosition } from "./mapview.js";
+import { placeText } from "./boundaries.js";
 import {
   $,
   activate,
@@ -40,6 +41,7 @@ function matches(a) {
   if (f.type && a.type !== f.type) return false;
   if (f.status === "active" ? a.status === "resolved" : f.status !== "all" && a.status !== f.status) return false;
   if (f.district && districtOf(a) !== f.district) return false;
+  if (f.kecamatan && a.place?.kecamatan !== f.kecamatan) return false; // where it happened (CONTRACT 2.3)
   return true;
 }
 
@@ -72,6 +74,9 @@ export function renderFilters() {
     [["", t("filter.all_districts")], ...[...districts].filter(Boolean).sort().map((d) => [d, d])],
     state.filters.district,
   );
+  const kecamatan = state.summary.by_kecamatan.map((r) => r.kecamatan).filter(Boolean);
+  if (state.filters.kecamatan && !kecamatan.includes(state.filters.kecamatan)) kecamatan.push(state.filters.kecamatan);
+  fill("#f-kecamatan", [["", t("filter.all_kecamatan")], ...kecamatan.sort().map((k) => [k, k])], state.filters.kecamatan);
 }
 
 export function renderBoard() {
@@ -124,6 +129,7 @@ function alertCard(a) {
       h("span", { class: "mono strong", text: a.crate_id || a.tracker_id }),
       district ? h("span", { text: district }) : null,
       a.trip_id ? h("span", { class: "mono muted", text: a.trip_id }) : null,
+      a.place ? h("span", { class: "alert-place", text: placeText(a.place, t) }) : null,
       crate && crate.state ? h("span", { class: "muted", text: t(`state.${crate.state}`) }) : null,
     ),
     detailLine(a),

@@ -2,6 +2,7 @@
 
 import { ApiError } from "./api.js";
 import { hasPosition } from "./mapview.js";
+import { placeText } from "./boundaries.js";
 import { $, activate, h, i18n, invalidate, map, state, t, toast, TRACK_LEAD_S, TRACK_LIMIT } from "./state.js";
 import { mergeAlert } from "./live.js";
 import { byNewest } from "./board.js";
@@ -139,6 +140,7 @@ export function renderDetail() {
           (Number.isFinite(fix.acc) ? ` ±${i18n.num(fix.acc)} ${t("unit.m")}` : "")
         : "—",
     ),
+    kv(t("crate.place"), h("span", { class: "crate-place", text: hasPosition(fix) ? placeText(c.place, t) || t("place.outside") : "—" })),
     kv(t("crate.speed"), fix && Number.isFinite(fix.spd) ? `${i18n.num(fix.spd)} ${t("unit.kmh")}` : "—"),
     kv(t("crate.tracker"), h("span", { class: "mono", text: c.tracker_id || "—" })),
     kv(t("crate.district"), c.district || trip?.district || "—"),

@@ -1,5 +1,8 @@
 // The map: crates at their last position, alert locations, and one selected trip (plan against track).
-// Leaflet comes from the xstatic-leaflet package served by Kawal itself; see router.py.
+// Leaflet comes from the xstatic-leaflet package served by Kawal itself; see router.py. The kecamatan and desa
+// boundaries under everything are boundaries.js.
+
+import { BoundaryLayer, CHOROPLETH, placeText } from "./boundaries.js";
 
 const L = window.L;
 
@@ -51,6 +54,8 @@ export class MapView {
     this.fitted = false;
     this.base = new GridLayer({ tileSize: 128 }).addTo(this.map);
     this.hasTiles = false;
+    this.places = new BoundaryLayer(this.map, { i18n, filled: true });
+    this.cratePlaces = new Map(); // crate_id -> place of its last fix
     L.control.scale({ imperial: false, position: "bottomright" }).addTo(this.map);
     this.legend = L.control({ position: "bottomleft" });
     this.legend.onAdd = () => {
@@ -72,6 +77,8 @@ export class MapView {
     this.map.removeLayer(this.base);
     this.base = L.tileLayer(url, { maxZoom: 19, attribution: attribution || "" }).addTo(this.map);
     this.hasTiles = true;
+    this.places.filled = false;
+    this.places.paint();
     this.map.getContainer().classList.add("has-tiles");
     this.renderLegend();
   }
@@ -96,7 +103,30 @@ export class MapView {
     row(line("legend-planned"), t("map.planned"));
     row(line("legend-actual"), t("map.actual"));
     row(L.DomUtil.create("span", "legend-pin"), t("map.alert"));
-    if (!this.hasTiles) L.DomUtil.create("div", "legend-note", el).textContent = t("map.no_tiles");
+    if (this.places.bounds) {
+      // The choropleth's steps in one row: 0, 1, 2–4, 5+ open alerts in the kecamatan.
+      const scale = L.DomUtil.create("span", "legend-scale");
+      for (const [i, step] of CHOROPLETH.entries()) {
+        const next = CHOROPLETH[i + 1];
+        const sw = L.DomUtil.create("span", "legend-area", scale);
+        sw.style.background = step.color;
+        sw.textContent = next ? (next.min - 1 > step.min ? `${step.min}–${next.min - 1}` : `${step.min}`) : `${step.min}+`;
+      }
+      row(scale, this.i18n.t("map.open_alerts_kecamatan"));
+    }
+    if (!this.hasTiles) L.DomUtil.create("div", "legend-note", el).textContent = t(this.places.bounds ? "map.boundaries_only" : "map.no_tiles");
+  }
+
+  /** The kecamatan and desa boundaries (GET /boundaries); the regency is the first view until crates arrive. */
+  setBoundaries(collection) {
+    this.places.setData(collection);
+    if (!this.fitted && this.places.bounds?.isValid()) this.map.fitBounds(this.places.bounds, { padding: [20, 20] });
+    this.renderLegend();
+  }
+
+  /** Open alerts per kecamatan (GET /summary's by_kecamatan), shaded on the map. */
+  setKecamatanCounts(rows) {
+    this.places.setCounts(rows);
   }
 
   /** Crates at their last fix, coloured by state; markers are updated in place. */
@@ -123,6 +153,9 @@ export class MapView {
         m.setLatLng(ll);
       }
       m.setStyle({ fillColor: color, radius: c.state === "alerting" ? 7.5 : 6 });
+      const where = placeText(c.place, (k, v) => this.i18n.t(k, v));
+      m.setTooltipContent(where ? `${c.crate_id} · ${where}` : c.crate_id);
+      this.cratePlaces.set(c.crate_id, c.place || null);
       if (c.state === "alerting") m.bringToFront();
     }
     for (const [id, m] of this.crateMarkers) {
@@ -211,6 +244,7 @@ export class MapView {
   }
 
   updateSelectedRing() {
+    this.places.select(this.selectedCrate ? this.cratePlaces.get(this.selectedCrate) : null);
     const m = this.selectedCrate && this.crateMarkers.get(this.selectedCrate);
     if (!m) {
       if (this.selection) this.map.removeLayer(this.selection);

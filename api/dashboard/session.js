@@ -151,6 +151,10 @@ async function loadConfig() {
   try {
     const cfg = await state.api.get("/config");
     if (cfg && cfg.tile_url) map.setTiles(cfg.tile_url, cfg.tile_attribution);
+    // The kecamatan and desa boundaries: the base map when there are no tiles, and the choropleth.
+    map.setBoundaries(await state.api.get("/boundaries"));
+    map.setKecamatanCounts(state.summary.by_kecamatan);
+    renderFilters();
   } catch (err) {
     if (!(err instanceof ApiError && err.status === 401)) toast(t("toast.load_failed", { msg: err.message }), "error");
   }
@@ -177,7 +181,12 @@ async function loadFleet() {
   try {
     const [crates, summary] = await Promise.all([state.api.get("/crates"), state.api.get("/summary")]);
     state.crates = new Map(crates.items.map((c) => [c.crate_id, c]));
-    state.summary = { by_state: summary.by_state || {}, by_district: summary.by_district || [] };
+    state.summary = {
+      by_state: summary.by_state || {},
+      by_district: summary.by_district || [],
+      by_kecamatan: summary.by_kecamatan || [],
+    };
+    map?.setKecamatanCounts(state.summary.by_kecamatan);
     renderFilters();
     invalidate("fleet", "mapCrates", "board");
   } catch (err) {

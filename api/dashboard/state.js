@@ -35,8 +35,9 @@ export const state = {
   alerts: new Map(), // id -> Alert
   fresh: new Set(), // alert ids that arrived live and have not been drawn yet
   crates: new Map(), // crate_id -> crate summary (GET /crates)
-  summary: { by_state: {}, by_district: [] }, // GET /summary: by_district is [{district, total, by_state}]
-  filters: { type: "", status: "active", district: "" },
+  // GET /summary: by_district is [{district, total, by_state}], by_kecamatan [{kecamatan, crates, open_alerts...}]
+  summary: { by_state: {}, by_district: [], by_kecamatan: [] },
+  filters: { type: "", status: "active", district: "", kecamatan: "" },
   fleetDistrict: "",
   crateSearch: "",
   selected: null, // { crateId, crate, trip, track, loading }; its alerts are those in `alerts` with its crate_id

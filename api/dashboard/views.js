@@ -59,8 +59,9 @@ export function wireUi() {
   onFilter("type", "#f-type");
   onFilter("status", "#f-status");
   onFilter("district", "#f-district");
+  onFilter("kecamatan", "#f-kecamatan");
   $("#critical-banner").addEventListener("click", () => {
-    state.filters = { type: "seal_break", status: "open", district: "" };
+    state.filters = { type: "seal_break", status: "open", district: "", kecamatan: "" };
     state.fleetDistrict = "";
     renderFilters();
     setView("alerts");
