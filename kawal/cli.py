@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "custody": "api.custody_export:custody",
     "devices": "devices.cli:devices",
     "agent": "devices.agent.cli:agent",
+    "notify": "notify.cli:notify",
 }
 
 

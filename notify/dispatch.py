@@ -83,26 +83,29 @@ class Dispatcher:
             self._stop.wait(CHANNELS_POLL_S)
 
     def send(self, ch: Channel, d: Delivery) -> None:
-        """Deliver one event to its channel; DeliveryError when it did not go through."""
-        s = self.settings
-        if ch.kind == "webhook":
-            assert ch.url is not None
-            webhook.post(ch.url, ch.secret or "", d.event_id, d.event, d.body, s.notify_timeout_s)
-            return
-        if s.smtp_url is None:
-            raise DeliveryError("KAWAL_SMTP_URL is not set")
-        alert = json.loads(d.body)["alert"]
-        msg = mail.compose(
-            d.event,
-            alert,
-            d.context.get("destination"),
-            self.public_url,
-            s.smtp_from,
-            list(ch.to or []),
-            ch.escalate_after_min,
-        )
-        msg["X-Kawal-Event-Id"] = d.event_id
-        mail.send(s.smtp_url.get_secret_value(), msg, s.notify_timeout_s)
+        deliver(ch, d, self.settings, self.public_url)
+
+
+def deliver(ch: Channel, d: Delivery, s: Settings, public_url: str) -> None:
+    """Deliver one event to its channel; DeliveryError when it did not go through."""
+    if ch.kind == "webhook":
+        assert ch.url is not None
+        webhook.post(ch.url, ch.secret or "", d.event_id, d.event, d.body, s.notify_timeout_s)
+        return
+    if s.smtp_url is None:
+        raise DeliveryError("KAWAL_SMTP_URL is not set")
+    alert = json.loads(d.body)["alert"]
+    msg = mail.compose(
+        d.event,
+        alert,
+        d.context.get("destination"),
+        public_url,
+        s.smtp_from,
+        list(ch.to or []),
+        ch.escalate_after_min,
+    )
+    msg["X-Kawal-Event-Id"] = d.event_id
+    mail.send(s.smtp_url.get_secret_value(), msg, s.notify_timeout_s)
 
 
 class _ChannelWorker(threading.Thread):

@@ -44,11 +44,12 @@ def test_crate_detail_shows_each_alerts_deliveries(
             page = browser.new_context(viewport=DESKTOP, locale="id-ID").new_page()
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{srv.base_url}/")
+            page.goto(f"{srv.base_url}/#alert={alert['id']}")  # the link in notifications
             page.fill("#login-token", srv.admin_token)
             page.click("#login-submit")
             page.locator("#conn[data-state=live]").wait_for(timeout=10_000)
-            page.locator("#crate-list button[data-crate='JBG-KS-0042']").click()
+            # The link opens the alert's crate by itself.
+            page.locator("#crate-detail h2", has_text="JBG-KS-0042").wait_for(timeout=10_000)
             line = page.locator(f"#crate-detail [data-deliveries-for='{alert['id']}']")
             line.locator(".delivery-chip[data-channel=pengawas][data-state=ok]").wait_for(timeout=10_000)
             failed = line.locator(".delivery-chip[data-channel=mati][data-state=failed]")

@@ -2,6 +2,8 @@
 // one line of chips per alert in the crate detail, read from GET /alerts/{id}/deliveries.
 
 import { h, state, t } from "./state.js";
+import { selectAlert } from "./board.js";
+import { mergeAlert } from "./live.js";
 
 const TTL_MS = 10000; // re-read at most this often per alert; a pending delivery is worth a fresh look
 const cache = new Map(); // alert id -> { at, items }
@@ -41,4 +43,21 @@ function chip(channel, items) {
     .map((d) => `${d.event}: ${t(`deliveries.status.${d.status}`)}${d.last_error ? ` (${d.last_error})` : ""}`)
     .join("\n");
   return h("span", { class: `delivery-chip dl-${kind}`, title, dataset: { channel, state: kind }, text: `${channel} · ${label}` });
+}
+
+/** Notifications link to `/#alert=<id>`: open that alert's crate once signed in, and on later link changes. */
+export function followAlertLinks() {
+  const open = async () => {
+    const m = /^#alert=([A-Za-z0-9._:-]{1,64})$/.exec(location.hash);
+    if (!m) return;
+    try {
+      const alert = await state.api.get(`/alerts/${encodeURIComponent(m[1])}`);
+      mergeAlert(alert);
+      selectAlert(alert);
+    } catch {
+      // an unknown or foreign id: the board is shown as usual
+    }
+  };
+  window.addEventListener("hashchange", open);
+  open();
 }

@@ -21,6 +21,7 @@ import {
 import { mergeAlert, onStreamEvent, unlockAudio } from "./live.js";
 import { renderFilters, selectAlert } from "./board.js";
 import { refreshSelected, selectCrate } from "./crate.js";
+import { followAlertLinks } from "./deliveries.js";
 import { renderConnection, renderRole, renderSound, tickClock, toggleLanguage, wireUi } from "./views.js";
 
 let stream = null;
@@ -141,6 +142,7 @@ function startApp() {
   loadConfig();
   loadAlerts();
   loadFleet();
+  followAlertLinks();
   setInterval(() => {
     loadFleet();
     if (state.selected) refreshSelected();
