@@ -180,6 +180,20 @@ def test_full_chain_custody_and_printed_receipt(service: tuple[KawalServer, http
             assert response is not None and response.status == 200
             assert page.locator("svg polyline.actual").count() == len(legs)
             pdf = page.pdf(format="A4", print_background=True)
+            # The dashboard's crate detail shows the same chain as a timeline.
+            dash = browser.new_context(viewport={"width": 1400, "height": 900}, locale="id-ID").new_page()
+            dash.on("pageerror", lambda e: errors.append(str(e)))
+            dash.goto(f"{srv.base_url}/")
+            dash.fill("#login-token", srv.admin_token)
+            dash.click("#login-submit")
+            dash.locator("#crate-list button[data-crate='C-1']").click()
+            timeline = dash.locator("#crate-detail [data-custody-for='C-1']")
+            timeline.locator(".custody-leg").nth(len(legs) - 1).wait_for(timeout=15_000)
+            assert timeline.locator(".custody-leg").count() == len(legs)
+            states = [timeline.locator(".custody-leg").nth(i).get_attribute("data-state") for i in range(len(legs))]
+            assert states == ["ok"] * 5 + ["mismatch"]
+            text = timeline.inner_text()
+            assert "RANTAI PENGUASAAN" in text.upper() and "segel tidak cocok" in text and "kembali" in text
         finally:
             browser.close()
     assert errors == []

@@ -330,7 +330,7 @@ def test_selecting_a_crate_draws_its_route_and_track(fleet: Fleet, open_page: Ca
     assert page.locator("#map path.kawal-destination").count() == 1
 
     detail = page.locator("#crate-detail")
-    detail.get_by_text("Gudang KPU Jombang").wait_for()
+    detail.get_by_text("Gudang KPU Jombang", exact=True).wait_for()
     shown = detail.inner_text()
     for text in ("JBG-KS-0001", "T-0001", "TRK-0001", "Diwek", "PPK Diwek", "Gudang KPU Jombang", "88 %"):
         assert text in shown, text

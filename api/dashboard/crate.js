@@ -6,6 +6,7 @@ import { placeText } from "./boundaries.js";
 import { $, activate, h, i18n, invalidate, map, state, t, toast, TRACK_LEAD_S, TRACK_LIMIT } from "./state.js";
 import { mergeAlert } from "./live.js";
 import { byNewest } from "./board.js";
+import { custodySection } from "./custody.js";
 import { deliveriesLine } from "./deliveries.js";
 import { isNarrow, setSideTab, setView } from "./views.js";
 
@@ -199,6 +200,7 @@ export function renderDetail() {
     header,
     h("section", { class: "detail-section" }, h("h3", { text: t("crate.status") }), status),
     h("section", { class: "detail-section" }, h("h3", { text: t("crate.trip") }), tripSection),
+    custodySection(sel.crateId),
     h("section", { class: "detail-section" }, h("h3", { text: t("crate.seal_history") }), sealList),
     h("section", { class: "detail-section" }, h("h3", { text: t("crate.alert_history") }), alertList),
   );
