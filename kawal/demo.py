@@ -9,6 +9,10 @@ publisher, the service and its broker, and removes a temporary folder.
 
 The service runs with KAWAL_CLOCK=event: the simulated day is in the past and runs faster than real time,
 so time-driven checks (signal lost, overdue, stops) follow the readings' own clock.
+
+Every KAWAL_* variable is honoured as `kawal serve` honours it (KAWAL_HTTP_PORT, KAWAL_EMBEDDED_MQTT_PORT,
+KAWAL_DB, KAWAL_MQTT_URL, KAWAL_CLOCK...); a flag given on the command line wins over its variable, and what
+is set by neither gets the demo's defaults (a free port near the usual one, a SQLite file in the data folder).
 """
 
 from __future__ import annotations
@@ -74,14 +78,40 @@ def _quiet_console(verbose: bool, logfile: Path) -> logging.Handler:
     return handler
 
 
-def _count_alerts(db_path: Path) -> dict[str, int]:
-    import sqlite3
+def _count_alerts(service: Any) -> dict[str, int]:
+    rows = service.db.conn().execute("SELECT type, count(*) FROM alerts GROUP BY type")
+    return {str(r[0]): int(r[1]) for r in rows}
 
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-    try:
-        return {r[0]: int(r[1]) for r in conn.execute("SELECT type, count(*) FROM alerts GROUP BY type")}
-    finally:
-        conn.close()
+
+def demo_settings(folder: Path, token: str, host: str | None, http_port: int | None, broker: str | None) -> Any:
+    """The service's settings: the flags, else the KAWAL_* variables (as `kawal serve` reads them), else the
+    demo's defaults. A port named by a flag or a variable must be free; a default port falls back to a free one."""
+    from kawal.broker import resolve_kind
+    from kawal.settings import Settings
+
+    env = Settings.model_validate({})
+    given = env.model_fields_set
+    values: dict[str, Any] = {"admin_token": token}
+    values["http_host"] = host or env.http_host
+    if http_port is not None or "http_port" in given:
+        values["http_port"] = pick_port(values["http_host"], http_port or env.http_port, DEFAULT_HTTP_PORT)
+    else:
+        values["http_port"] = pick_port(values["http_host"], None, DEFAULT_HTTP_PORT)
+    if "db" not in given:
+        values["db"] = str(folder / "kawal.db")
+    if "clock" not in given:
+        values["clock"] = "event"  # the simulated day is in the past and runs faster than real time
+    if env.mqtt_url is None:  # an embedded broker, as `kawal serve` starts one
+        kind = resolve_kind(broker or env.embedded_broker)
+        values["embedded_broker"] = kind
+        if "embedded_mqtt_port" not in given:
+            values["embedded_mqtt_port"] = pick_port(env.embedded_mqtt_host, None, DEFAULT_MQTT_PORT)
+        elif env.embedded_mqtt_port:
+            values["embedded_mqtt_port"] = pick_port(env.embedded_mqtt_host, env.embedded_mqtt_port, DEFAULT_MQTT_PORT)
+        if kind == "amqtt" and "mqtt_protocol" not in given:
+            # amqtt speaks only 3.1.1: saying so up front saves the consumer its MQTT 5 attempt.
+            values["mqtt_protocol"] = "3.1.1"
+    return Settings.model_validate(values)  # the values given here, the KAWAL_* variables for the rest
 
 
 @click.command()
@@ -97,14 +127,15 @@ def _count_alerts(db_path: Path) -> dict[str, int]:
               help="the simulated day (same seed, same day)")
 @click.option("--legs", type=click.IntRange(1, 3), default=2, show_default=True,
               help="1: warehouse->PPK; 2: + PPK->PPS; 3: + PPS->TPS")
-@click.option("--host", default="127.0.0.1", show_default=True, help="address of the dashboard and API")
-@click.option("--http-port", type=int, help=f"dashboard port (default {DEFAULT_HTTP_PORT}, or a free one)")
+@click.option("--host", help="address of the dashboard and API (KAWAL_HTTP_HOST; default 127.0.0.1)")
+@click.option("--http-port", type=int,
+              help=f"dashboard port (KAWAL_HTTP_PORT; default {DEFAULT_HTTP_PORT}, or a free one)")
 @click.option("--broker", type=click.Choice(["auto", "mosquitto", "amqtt"]),
               help="embedded broker (KAWAL_EMBEDDED_BROKER; default auto: mosquitto when installed)")
 @click.option("--duration", type=click.FloatRange(1.0), help="stop by itself after this many seconds")
 @click.option("--verbose", is_flag=True, help="show the service's log in the terminal too")
 def demo(workdir: Path | None, trackers: int, incidents_rate: float, speedup: float, seed: int, legs: int,
-         host: str, http_port: int | None, broker: str | None, duration: float | None, verbose: bool) -> None:
+         host: str | None, http_port: int | None, broker: str | None, duration: float | None, verbose: bool) -> None:
     """Run Kawal on a simulated Jombang distribution day, with its dashboard, until Ctrl-C."""
     temporary = workdir is None
     folder = Path(tempfile.mkdtemp(prefix="kawal-demo-")) if workdir is None else workdir.resolve()
@@ -133,37 +164,24 @@ def demo(workdir: Path | None, trackers: int, incidents_rate: float, speedup: fl
 
 
 def _run(folder: Path, temporary: bool, stop: threading.Event, *, trackers: int, incidents_rate: float,
-         speedup: float, seed: int, legs: int, host: str, http_port: int | None, broker: str | None,
+         speedup: float, seed: int, legs: int, host: str | None, http_port: int | None, broker: str | None,
          duration: float | None) -> None:
-    from kawal.broker import BrokerError, resolve_kind
-    from kawal.service import Service
+    from kawal.broker import BrokerError
+    from kawal.demo_plan import build_demo_scenario, scheduled_handovers
+    from kawal.service import PortInUse, Service
     from kawal.settings import Settings
     from simulators.register import register_trips
-    from simulators.scenario import SimConfig, build_scenario
 
     started = time.monotonic()
-    env_settings = Settings.model_validate({})
-    kind = resolve_kind(broker or env_settings.embedded_broker)
-    given = env_settings.admin_token
+    given = Settings.model_validate({}).admin_token
     token = given.get_secret_value() if given is not None else secrets.token_urlsafe(24)
-    port = pick_port(host, http_port, DEFAULT_HTTP_PORT)
-    mqtt_port = pick_port(env_settings.embedded_mqtt_host, None, DEFAULT_MQTT_PORT)
-    settings = Settings.model_validate({
-        "mqtt_url": None,  # the demo always runs on its own embedded broker
-        "embedded_broker": kind,
-        "embedded_mqtt_port": mqtt_port,
-        # amqtt speaks only 3.1.1: saying so up front saves the consumer its MQTT 5 attempt.
-        "mqtt_protocol": "3.1.1" if kind == "amqtt" else "auto",
-        "http_host": host,
-        "http_port": port,
-        "db": folder / "kawal.db",
-        "clock": "event",
-        "admin_token": token,
-    })
+    settings = demo_settings(folder, token, host, http_port, broker)
+    if settings.clock == "wall":
+        click.echo("warning: KAWAL_CLOCK=wall: the simulated day is in the past, so time-driven alerts "
+                   "(signal_lost, overdue) will not follow it; unset KAWAL_CLOCK for the demo.", err=True)
 
     click.echo("Planning a simulated distribution in Jombang regency...")
-    scenario = build_scenario(seed=seed, trackers=trackers, incidents_rate=incidents_rate,
-                              start=_recent_morning(), config=SimConfig(legs=legs))
+    scenario = build_demo_scenario(seed, trackers, incidents_rate, _recent_morning(), legs)
     summary = scenario.summary()
     first_departure = min(t.depart_after for t in scenario.trips)
 
@@ -174,7 +192,7 @@ def _run(folder: Path, temporary: bool, stop: threading.Event, *, trackers: int,
         try:
             service.start()
             service.wait_ready(timeout=90)
-        except BrokerError as e:
+        except (BrokerError, PortInUse) as e:
             raise click.ClickException(str(e)) from e
         if stop.is_set():
             return
@@ -182,13 +200,16 @@ def _run(folder: Path, temporary: bool, stop: threading.Event, *, trackers: int,
         assert service.mqtt_url is not None
         publisher_thread = threading.Thread(
             target=_publish, name="kawal-demo-publisher", daemon=True,
-            args=(service.mqtt_url, scenario, speedup, first_departure - 60.0, stop, progress))
+            args=(service.mqtt_url, scenario, speedup, first_departure - 60.0, stop, progress,
+                  (service.http_url, token, scheduled_handovers(scenario))))
         publisher_thread.start()
 
         incidents = sum(summary["incidents"].values())
         dashboard = f"{service.http_url}/"
-        broker_kind = service.broker.kind if service.broker is not None else "external"
-        broker_proto = service.broker.protocol if service.broker is not None else "?"
+        if service.broker is not None:
+            broker_text = f"embedded {service.broker.kind}, MQTT {service.broker.protocol}"
+        else:
+            broker_text = "KAWAL_MQTT_URL"
         click.echo("")
         onward = {1: "", 2: " and on to the villages (PPS)", 3: ", the villages (PPS) and the TPS"}[legs]
         click.echo(f"Kawal demo: {summary['trackers']} crates on {stored} trips from the regency warehouse "
@@ -197,11 +218,13 @@ def _run(folder: Path, temporary: bool, stop: threading.Event, *, trackers: int,
         click.echo(f"  Dashboard:    {dashboard}")
         click.echo(f"  Admin token:  {token}")
         click.echo(f"  API:          {service.http_url}/api/v1/alerts  (Authorization: Bearer <token>)")
-        click.echo(f"  MQTT broker:  {service.mqtt_url}  (embedded {broker_kind}, MQTT {broker_proto})")
+        click.echo(f"  MQTT broker:  {service.mqtt_url}  ({broker_text})")
         where = "deleted at exit" if temporary else "kept"
         click.echo(f"  Data folder:  {folder}  ({where}; log in kawal.log)")
         click.echo("")
-        click.echo("Open the dashboard and sign in with the token. Press Ctrl-C to stop.")
+        click.echo("Open the dashboard and sign in with the token. Within two minutes: a broken seal, a lorry "
+                   "off its planned route and a crate that goes silent, while the others arrive on time.")
+        click.echo("Press Ctrl-C to stop.")
         click.echo(f"(ready in {time.monotonic() - started:.1f}s)")
 
         _watch(folder, stop, progress, service, duration, started)
@@ -215,11 +238,17 @@ def _run(folder: Path, temporary: bool, stop: threading.Event, *, trackers: int,
 
 
 def _publish(mqtt_url: str, scenario: Any, speedup: float, fast_forward_until: float, stop: threading.Event,
-             progress: Progress) -> None:
+             progress: Progress, api: tuple[str, str, list[Any]]) -> None:
+    from simulators.custody import HandoverPoster
     from simulators.publish import Publisher
+
+    api_url, token, handovers = api
+    officers = HandoverPoster(api_url, token, handovers) if handovers else None
 
     def on_publish(msg: Any, wall: float) -> None:
         progress.sim_now = msg.at
+        if officers is not None:
+            officers.on_publish(msg, wall)
 
     try:
         pub = Publisher(mqtt_url, speedup=speedup, protocol="3.1.1", progress=False,
@@ -227,6 +256,8 @@ def _publish(mqtt_url: str, scenario: Any, speedup: float, fast_forward_until: f
         stats = pub.run(scenario.messages(), scenario.start, scenario.end, stop=stop,
                         fast_forward_until=fast_forward_until, on_publish=on_publish)
         progress.stats = stats.as_dict()
+        if officers is not None and not stop.is_set():
+            officers.finish(timeout=30)
     except Exception as e:  # the demo keeps serving what arrived; the reason is shown
         log.exception("the simulated fleet stopped publishing")
         progress.error = str(e)
@@ -257,7 +288,7 @@ def _watch(folder: Path, stop: threading.Event, progress: Progress, service: Any
         if now - last_status >= STATUS_EVERY_S:
             last_status = now
             with contextlib.suppress(Exception):
-                counts = _count_alerts(folder / "kawal.db")
+                counts = _count_alerts(service)
                 when = datetime.fromtimestamp(progress.sim_now, tz=WIB).strftime("%d %b %H:%M WIB")
                 shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none yet"
                 click.echo(f"[{when}] alerts: {shown}")

@@ -62,9 +62,10 @@ def port_open(port: int) -> bool:
 class Demo:
     """`python -m kawal demo ...` with its stdout collected line by line."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
-        env["PYTHONUNBUFFERED"] = "1"
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
+            env["PYTHONUNBUFFERED"] = "1"
         self.stderr_path = cwd / "demo-stderr.log"
         self.proc = subprocess.Popen([sys.executable, "-m", "kawal", "demo", *args], cwd=cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=self.stderr_path.open("wb"), text=True)
