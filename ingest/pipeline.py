@@ -47,6 +47,8 @@ def storage_advice(error: str, n: int, where: str) -> str:
         todo = f"free space on the filesystem of {where}"
     elif "readonly" in text or "read-only" in text:
         todo = f"make {where} and its folder writable again"
+    elif "malformed" in text or "not a database" in text:
+        todo = f"stop Kawal: {where} is damaged; `kawal db check` says how and how to restore it"
     elif "locked" in text or "busy" in text:
         todo = f"stop whatever holds a lock on {where}"
     else:

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "audit": "api.commands:audit",
     "custody": "api.custody_export:custody",
     "devices": "devices.cli:devices",
+    "db": "kawal.dbcli:db",
     "agent": "devices.agent.cli:agent",
     "notify": "notify.cli:notify",
 }
@@ -79,6 +80,7 @@ def serve(**options: Any) -> None:
     """Run the service: ingest, detection, the API and the dashboard."""
     from kawal.broker import BrokerError
     from kawal.service import PortInUse, Service
+    from storage.sqlite.check import DatabaseDamaged
 
     service = Service(settings_from_options(**options))
     stop = threading.Event()
@@ -86,7 +88,7 @@ def serve(**options: Any) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         service.start()
-    except (PortInUse, BrokerError) as e:
+    except (PortInUse, BrokerError, DatabaseDamaged) as e:
         service.stop()
         raise click.ClickException(str(e)) from None
     try:

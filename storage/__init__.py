@@ -28,12 +28,17 @@ def is_url(target: str | Path) -> bool:
     return str(target).startswith(("postgresql://", "postgres://"))
 
 
-def open_database(target: str | Path) -> Database:
-    """The store named by ``KAWAL_DB``: a SQLite file path, or a ``postgresql://`` URL."""
+def open_database(target: str | Path, check: bool = False) -> Database:
+    """The store named by ``KAWAL_DB``: a SQLite file path, or a ``postgresql://`` URL. With `check`, a SQLite
+    file is checked first and a damaged one refused (``storage.sqlite.check.DatabaseDamaged``)."""
     if is_url(target):
         from storage.postgres import PostgresDatabase
 
         return PostgresDatabase(str(target))
     from storage.sqlite import SqliteDatabase
 
+    if check:
+        from storage.sqlite.check import ensure_sound
+
+        ensure_sound(Path(target))
     return SqliteDatabase(target)

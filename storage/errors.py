@@ -17,3 +17,8 @@ class IntegrityError(StorageError):
 class OperationalError(StorageError):
     """The database is unavailable for now (locked, busy, disk full, connection lost, serialisation
     conflict): the same work may succeed when retried."""
+
+
+class CorruptError(OperationalError):
+    """The database file is damaged. Retried like any unavailability (nothing is acknowledged meanwhile), but
+    only a restore or a salvage by the operator ends it (`kawal db check`)."""

@@ -50,6 +50,23 @@ def publish(c: mqtt.Client, tracker: str, seqs: range | list[int], qos: int = 1,
         assert info.is_published()
 
 
+def publish_through_outages(c: mqtt.Client, tracker: str, seqs: range | list[int], timeout: float = 60) -> None:
+    """Like `publish`, but a batch the broker did not take (disconnected meanwhile) is sent again once paho
+    has reconnected; a second copy of a reading is what Kawal's de-duplication is for."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        while not c.is_connected():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the publisher did not reconnect")
+            time.sleep(0.05)
+        try:
+            publish(c, tracker, seqs)
+            return
+        except (RuntimeError, ValueError):
+            continue
+    raise TimeoutError(f"could not publish {tracker} {seqs}")
+
+
 def stop(c: mqtt.Client) -> None:
     c.disconnect()
     c.loop_stop()

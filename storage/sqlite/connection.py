@@ -14,6 +14,8 @@ def map_error(e: sqlite3.Error) -> errors.StorageError:
         return errors.IntegrityError(str(e))
     if isinstance(e, sqlite3.OperationalError):
         return errors.OperationalError(str(e))
+    if "malformed" in str(e) or "not a database" in str(e):  # SQLITE_CORRUPT, SQLITE_NOTADB
+        return errors.CorruptError(str(e))
     return errors.StorageError(str(e))
 
 
