@@ -24,7 +24,7 @@ class AgentConfig(BaseModel):
 
     gpsd_host: str = "127.0.0.1"
     gpsd_port: int = 2947
-    # GPIO pins in gpiozero's naming ("GPIO17", "BOARD11" or 17); None: no such contact fitted.
+    # GPIO pins in gpiozero's naming ("GPIO17", "BOARD11" or 17); "" (or null in JSON): not fitted.
     seal_pin: str | int | None = "GPIO17"
     tamper_pin: str | int | None = "GPIO27"
     debounce_s: float = Field(0.1, gt=0, le=2, description="a contact must hold this long to count")
@@ -45,6 +45,11 @@ class AgentConfig(BaseModel):
         if ID_RE.fullmatch(v) is None:
             raise ValueError("tracker_id must match [A-Za-z0-9._-]{1,64}")
         return v
+
+    @field_validator("seal_pin", "tamper_pin", "battery_path", "ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: object) -> object:
+        return None if v == "" else v  # TOML has no null: an empty string says "not fitted"
 
     @field_validator("broker_url")
     @classmethod

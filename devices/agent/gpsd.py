@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 ACC_PER_SIGMA = math.sqrt(-2.0 * math.log(1.0 - 0.68))  # 68 % radius of a circular 2-D Gaussian, in σ
 SIGMA_PER_95_AXIS = 1.0 / 1.96  # gpsd's epx/epy are 95 % bounds on one axis
 SIGMA_PER_95_RADIUS = 1.0 / math.sqrt(-2.0 * math.log(0.05))  # eph taken as a 95 % radius
+QUIET_S = 0.5  # gpsd silent this long after a TPV: the receiver sends no GST for it
 WATCH = '?WATCH={"enable":true,"json":true}'
 
 
@@ -129,6 +130,7 @@ class GpsdClient:
         self.conn: gpscommon | None = None
         self.assembler = FixAssembler()
         self.retry_at = 0.0
+        self.last_line_at = 0.0
 
     def _connect(self, now: float) -> bool:
         if self.conn is not None:
@@ -142,7 +144,7 @@ class GpsdClient:
             return True
         except OSError as e:
             log.warning("gpsd at %s:%d unreachable (%s); retrying", self.host, self.port, e)
-            self.conn, self.retry_at = None, now + 2.0
+            self.conn, self.retry_at = None, now + 1.0
             return False
 
     def poll(self, timeout: float, now: float) -> list[Fix]:
@@ -153,7 +155,10 @@ class GpsdClient:
         out: list[Fix] = []
         try:
             if not self.conn.waiting(timeout):
-                return self.assembler.flush()  # a quiet cycle: nothing more for the held TPV
+                if now - self.last_line_at >= QUIET_S:
+                    return self.assembler.flush()  # a quiet cycle: no GST comes for the held TPV
+                return []
+            self.last_line_at = now
             while True:
                 if self.conn.read() < 0:
                     raise OSError("gpsd closed the connection")
