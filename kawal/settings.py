@@ -73,3 +73,7 @@ class Settings(BaseSettings):
         30.0, description="/healthz answers 503 when the oldest message in ingest waits longer than this"
     )
     health_max_queue: int = Field(50_000, description="/healthz answers 503 when more messages than this wait")
+    mosquitto_password_file: str | None = Field(
+        None, description="password file of `kawal devices`; the embedded broker uses it off loopback"
+    )
+    mosquitto_acl_file: str | None = Field(None, description="ACL file of `kawal devices` (see above)")
