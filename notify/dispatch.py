@@ -116,6 +116,7 @@ class _ChannelWorker(threading.Thread):
         self._stop_event = threading.Event()
         self._last_scan = 0.0
         self._held = False
+        self._lease_until = 0.0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -136,14 +137,22 @@ class _ChannelWorker(threading.Thread):
                 except Exception:
                     log.exception("could not release the lease of channel %s", self.channel)
 
+    def _hold(self, now: float) -> bool:
+        """Whether this process may send the channel now: renews the lease once half of it is used, so an
+        idle channel costs a write every LEASE_S/2, not one per poll."""
+        if now < self._lease_until - LEASE_S / 2:
+            return True
+        self._held = self.parent.store.acquire(self.channel, self.parent.owner, now, LEASE_S)
+        self._lease_until = now + LEASE_S if self._held else 0.0
+        return self._held
+
     def _round(self) -> None:
         p, s = self.parent, self.parent.settings
         ch = p.store.channel(self.channel)
         if ch is None:
             self._stop_event.set()
             return
-        self._held = p.store.acquire(self.channel, p.owner, time.time(), LEASE_S)
-        if not self._held:
+        if not self._hold(time.time()):
             self._stop_event.wait(LEASE_S / 3)  # another process sends this channel
             return
         if ch.escalate_after_min is not None and time.monotonic() - self._last_scan >= ESCALATION_SCAN_S:
@@ -160,7 +169,7 @@ class _ChannelWorker(threading.Thread):
             if d.next_at > now:  # the oldest is waiting for its retry; later ones wait behind it
                 self._stop_event.wait(min(d.next_at - now, 1.0))
                 return
-            if self._stop_event.is_set() or not p.store.acquire(self.channel, p.owner, now, LEASE_S):
+            if self._stop_event.is_set() or not self._hold(now):
                 return
             try:
                 p.send(ch, d)
