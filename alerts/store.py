@@ -117,6 +117,9 @@ class AlertStore:
         # Every alert with a position carries its place (CONTRACT 2.3); by default the packaged boundaries.
         self.places = places if places is not None else load_places()
         self.change_hooks: builtins.list[ChangeHook] = []
+        # Cluster mode: a partition's new owner replays from its snapshot, and may raise again an alert of
+        # an episode (tracker, type, ts) that the previous owner raised and that has ended since.
+        self.replay_guard = False
 
     # ---- changes -------------------------------------------------------------------------------
 
@@ -167,6 +170,8 @@ class AlertStore:
     def raise_in(self, c: Connection, ev: AlertEvent) -> PendingRaise | None:
         """A raise inside the caller's write transaction (so it commits with the caller's own rows, such as
         a handover). Hand the result to `publish` after the commit; None when the repeat changes nothing."""
+        if self.replay_guard and self._replayed(c, ev):
+            return None
         now = self._now()
         new_id = new_alert_id(now)
         lat, lon = (ev.lat, ev.lon) if ev.lat is not None and ev.lon is not None else (None, None)
@@ -225,6 +230,16 @@ class AlertStore:
             alert = _row_alert(row, history)
             action = "update"
         return PendingRaise(self._record(c, alert, DETECTOR_ACTOR, action, None, now), inserted)
+
+    @staticmethod
+    def _replayed(c: Connection, ev: AlertEvent) -> bool:
+        """An episode (tracker, type, event time) that was raised and has ended already."""
+        row = c.execute(
+            "SELECT 1 FROM alerts WHERE tracker_id = ? AND type = ? AND status = 'resolved'"
+            " AND (ts = ? OR last_ts = ?)",
+            (ev.tracker_id, str(ev.type), ev.ts, ev.ts),
+        ).fetchone()
+        return row is not None
 
     def publish(self, pending: PendingRaise) -> Alert:
         """Count and broadcast a raise from `raise_in`, once its transaction has committed."""

@@ -44,7 +44,8 @@ RETRY_MAX_S = 10.0
 _TAG_ESCAPE = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\\": "\\\\", "\n": "", "\r": ""})
 _QUERY = (
     "SELECT r.id, r.tracker_id, t.crate_id, r.ts, r.seq, r.lat, r.lon, r.acc, r.spd, r.hdg, r.bat, r.seal "
-    "FROM readings r LEFT JOIN trackers t ON t.tracker_id = r.tracker_id WHERE r.id > ? ORDER BY r.id LIMIT ?"
+    "FROM readings r LEFT JOIN trackers t ON t.tracker_id = r.tracker_id "
+    "WHERE r.id > ? AND r.id <= ? ORDER BY r.id LIMIT ?"
 )
 
 
@@ -131,6 +132,11 @@ class InfluxForwarder:
         top = self.db.conn().execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0]
         return max(0, int(top) - self.mark())
 
+    def visible_upto(self) -> int:
+        """The highest reading id below which no insert is still in flight. One process stores in id order;
+        a cluster's workers do not (cluster/forward.py)."""
+        return 2**62
+
     # -- the worker ----------------------------------------------------------------------------------------
 
     def _detect_strings(self) -> bool:
@@ -159,7 +165,7 @@ class InfluxForwarder:
                 try:
                     if self.with_strings is None:
                         self.with_strings = self._detect_strings()
-                    rows = self.db.conn().execute(_QUERY, (mark, self.batch_size)).fetchall()
+                    rows = self.db.conn().execute(_QUERY, (mark, self.visible_upto(), self.batch_size)).fetchall()
                     self.metrics.influx_pending.set(self.pending())
                     if not rows:
                         self._stop.wait(IDLE_POLL_S)

@@ -102,6 +102,7 @@ class IngestPipeline:
         tick_interval_s: float = 1.0,
         ack_many: Callable[[Sequence[InboundMessage]], None] | None = None,
         linger_s: float | None = None,
+        detect_batch: Callable[[Sequence[tuple[InboundMessage, Decoded]], Sequence[Reading]], None] | None = None,
     ) -> None:
         self.db = db
         self.readings = readings
@@ -118,6 +119,9 @@ class IngestPipeline:
         # None: linger only in front of an MQTT 5 consumer (see _gather); 0 never; > 0 always.
         self.linger_s = linger_s
         self.tick_interval_s = tick_interval_s
+        # Cluster mode: the detector takes every decoded message of a stored batch (with the readings new to
+        # the store), in place of process/on_status: a replay after a failover is new to it, not to the store.
+        self.detect_batch = detect_batch
         self._event_clock = isinstance(clock, EventClock)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -248,7 +252,13 @@ class IngestPipeline:
         if new is None:
             return  # stopping while storage is failing: nothing acknowledged, the broker redelivers
         self._account(items, new)
-        if new:
+        if self.detect_batch is not None:
+            try:
+                self.detect_batch([(it.msg, it.decoded) for it in items], new)
+            except Exception:
+                log.exception("detector failed on a batch of %d messages", len(items))
+                self.metrics.detector_errors.inc()
+        elif new:
             self.clock.observe(max(r.ts for r in new))
             try:
                 self.detector.process(new)

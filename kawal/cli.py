@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "db": "kawal.dbcli:db",
     "agent": "devices.agent.cli:agent",
     "notify": "notify.cli:notify",
+    "cluster": "cluster.cli:cluster",
 }
 
 

@@ -11,7 +11,9 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -35,13 +37,23 @@ from kawal.health import Health
 from kawal.metrics import Metrics
 from kawal.places import load_places
 from kawal.settings import Settings
-from kawal.trips import TripRepository
+from kawal.trips import Trip, TripRepository
 from notify.dispatch import Dispatcher
 from notify.metrics import NotifyMetrics
 from notify.store import NotifyStore
-from storage import is_url, open_database
+from storage import Database, is_url, open_database
+
+if TYPE_CHECKING:
+    from cluster.forward import ClusterInflux
+    from cluster.worker import ClusterWorker
 
 log = logging.getLogger(__name__)
+
+
+def silent_broadcaster() -> Broadcaster:
+    from cluster.listen import SilentBroadcaster
+
+    return SilentBroadcaster()
 
 
 class PortInUse(Exception):
@@ -82,7 +94,8 @@ class Service:
         self.broker: EmbeddedBroker | None = None
         self.consumer: MqttConsumer | None = None
         self.pipeline: IngestPipeline | None = None
-        self.influx: InfluxForwarder | None = None
+        self.influx: InfluxForwarder | ClusterInflux | None = None
+        self.cluster: ClusterWorker | None = None
         self.detector: SerialDetector | None = None
         self.broadcaster: Broadcaster | None = None
         self.dispatcher: Dispatcher | None = None
@@ -107,7 +120,9 @@ class Service:
         audit = AuditLog(db)
         broadcaster = Broadcaster()
         self.broadcaster = broadcaster
-        alerts = AlertStore(db, audit, broadcaster, self.metrics, places=load_places(s.boundaries))
+        # In cluster mode the streams get every change of the cluster through NOTIFY (cluster/listen.py).
+        alert_broadcaster = silent_broadcaster() if s.cluster_url else broadcaster
+        alerts = AlertStore(db, audit, alert_broadcaster, self.metrics, places=load_places(s.boundaries))
         if filled := alerts.fill_places():
             log.info("computed the place of %d stored alerts", filled)
         # Notifications (CONTRACT 2.7): each alert change writes its deliveries in its own transaction.
@@ -115,6 +130,61 @@ class Service:
         alerts.change_hooks.append(notify_store.enqueue)
         # A tracker clock jumping ahead is only recognisable against wall time (see DetectionConfig).
         config = DetectionConfig(clock=s.clock, future_tolerance_s=3600.0 if s.clock == "wall" else 0.0)
+        if s.cluster_url:
+            on_trip_changed = self._start_cluster(db, registry, trips, alerts, broadcaster, config)
+        else:
+            on_trip_changed = self._start_one_process(db, readings, registry, trips, alerts, config)
+
+        ctx = AppContext(
+            settings=s,
+            db=db,
+            metrics=self.metrics,
+            trips=trips,
+            alerts=alerts,
+            broadcaster=broadcaster,
+            readings=readings,
+            registry=registry,
+            tokens=TokenStore(db, s.admin_token.get_secret_value() if s.admin_token else None),
+            health=self.health,
+            on_trip_changed=on_trip_changed,
+            clock=self.clock,
+        )
+        app = create_app(ctx)
+        http_config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(http_config)
+        server, sockets = self._server, [self._http_socket]
+        self._server_thread = threading.Thread(
+            target=lambda: server.run(sockets=sockets), name="kawal-http", daemon=True
+        )
+        self._server_thread.start()
+
+        def alert_json(alert_id: str) -> str | None:
+            alert = alerts.get(alert_id)
+            return None if alert is None else alert.model_dump_json()
+
+        # Named by host and MQTT client id (unique per live process), so a restarted process takes its
+        # channels' leases back at once.
+        self.dispatcher = Dispatcher(
+            notify_store,
+            s,
+            NotifyMetrics(self.metrics.registry, notify_store),
+            owner=f"{socket.gethostname()}/{s.worker_id or s.mqtt_client_id}",
+            alert_json=alert_json,
+            public_url=s.public_url or self.http_url,
+        )
+        self.dispatcher.start()
+
+    def _start_one_process(
+        self,
+        db: Database,
+        readings: ReadingStore,
+        registry: TrackerRegistry,
+        trips: TripRepository,
+        alerts: AlertStore,
+        config: DetectionConfig,
+    ) -> Callable[[Trip], None]:
+        """One process: the MQTT consumer feeds the pipeline, one engine detects every tracker."""
+        s = self.settings
         engine = DetectionEngine(sink=alerts.apply, config=config)
         engine.set_trips(trips.list())
         detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)
@@ -156,44 +226,52 @@ class Service:
             self.influx = InfluxForwarder(db, s, self.metrics)
             self.influx.start()
 
-        ctx = AppContext(
-            settings=s,
-            db=db,
-            metrics=self.metrics,
-            trips=trips,
-            alerts=alerts,
-            broadcaster=broadcaster,
-            readings=readings,
-            registry=registry,
-            tokens=TokenStore(db, s.admin_token.get_secret_value() if s.admin_token else None),
-            health=self.health,
-            on_trip_changed=detector.upsert_trip,
-            clock=self.clock,
-        )
-        app = create_app(ctx)
-        http_config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", access_log=False)
-        self._server = uvicorn.Server(http_config)
-        server, sockets = self._server, [self._http_socket]
-        self._server_thread = threading.Thread(
-            target=lambda: server.run(sockets=sockets), name="kawal-http", daemon=True
-        )
-        self._server_thread.start()
+        return detector.upsert_trip
 
-        def alert_json(alert_id: str) -> str | None:
-            alert = alerts.get(alert_id)
-            return None if alert is None else alert.model_dump_json()
+    def _start_cluster(
+        self,
+        db: Database,
+        registry: TrackerRegistry,
+        trips: TripRepository,
+        alerts: AlertStore,
+        broadcaster: Broadcaster,
+        config: DetectionConfig,
+    ) -> Callable[[Trip], None]:
+        """Cluster mode (CONTRACT 3.1): this process is one worker (cluster/worker.py)."""
+        from cluster.forward import ClusterInflux, FencedReadingStore
+        from cluster.worker import ClusterWorker
 
-        # Named by host and MQTT client id (unique per live process), so a restarted process takes its
-        # channels' leases back at once.
-        self.dispatcher = Dispatcher(
-            notify_store,
-            s,
-            NotifyMetrics(self.metrics.registry, notify_store),
-            owner=f"{socket.gethostname()}/{s.mqtt_client_id}",
-            alert_json=alert_json,
-            public_url=s.public_url or self.http_url,
+        s = self.settings
+        if self.mqtt_url is None:
+            raise ValueError("cluster mode needs the trackers' broker: KAWAL_MQTT_URL")
+        alerts.replay_guard = True
+        cluster = ClusterWorker(s, self.mqtt_url, self.metrics)
+        cluster.http_url = self.http_url
+        self.cluster = cluster
+        detector = cluster.make_detector(lambda: DetectionEngine(sink=alerts.apply, config=config), trips)
+        self.pipeline = IngestPipeline(
+            db,
+            FencedReadingStore(db),
+            registry,
+            detector,
+            self.clock,
+            self.metrics,
+            lambda m: None,  # the stream needs no acknowledgement: progress is kept with the snapshots
+            tick_interval_s=s.tick_interval_s,
+            ack_many=lambda ms: None,
+            detect_batch=detector.detect_batch,
         )
-        self.dispatcher.start()
+        self.health.stores_open = True
+        self.health.pipeline = self.pipeline
+        self.pipeline.start()
+        cluster.start(self.pipeline.submit, broadcaster)
+        if cluster.bridge is not None:
+            self.health.consumer = cluster.bridge.consumer
+        if s.influx_url:
+            self.influx = ClusterInflux(db, s, self.metrics, cluster.leases)
+            self.influx.start()
+        # Trip changes reach the partition's owner through NOTIFY, whichever worker took them.
+        return lambda trip: None
 
     def _on_message(self, msg: object) -> None:
         assert self.pipeline is not None
@@ -225,6 +303,8 @@ class Service:
 
     def stop(self) -> None:
         """Stop taking messages, finish what was received, keep the detector state, then close."""
+        if self.cluster is not None:
+            self.cluster.stop()  # gives the partitions back with snapshots (the pipeline writes them)
         # Drain first, while still connected, so what was received is stored and acknowledged; anything
         # that arrives later is redelivered by the broker on the next start.
         if self.pipeline is not None:

@@ -77,3 +77,13 @@ class Settings(BaseSettings):
         None, description="password file of `kawal devices`; the embedded broker uses it off loopback"
     )
     mosquitto_acl_file: str | None = Field(None, description="ACL file of `kawal devices` (see above)")
+
+    # ---- cluster mode (CONTRACT 3.1): several workers on one PostgreSQL and one engine (cluster/) ----
+    cluster_url: str | None = Field(None, description="nats:// URL of the engine; unset: one process")
+    worker_id: str | None = Field(None, description="this worker's name in the cluster (default: host-pid)")
+    cluster_partitions: int = Field(32, ge=1, le=4096, description="partitions of the readings stream")
+    cluster_stream: str = Field("KAWAL", description="name of the JetStream stream of tracker messages")
+    cluster_stream_max_age_s: float = Field(7 * 24 * 3600, description="how long the stream keeps messages")
+    cluster_dedup_window_s: float = Field(600, description="JetStream duplicate window (bridge re-publishes)")
+    cluster_bridge: bool = Field(True, description="this worker also bridges MQTT into the engine")
+    cluster_rebalance_s: float = Field(0.25, description="how often a worker checks partition ownership")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.natsd import PrivateNats, find_nats_server
 from storage import Database
 from tests import backends
 from tests.backends import BACKENDS, Backend
@@ -85,3 +86,13 @@ def postgres_url() -> Iterator[str]:
     backends.need_postgres()
     with backends.postgres_database() as url:
         yield url
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[PrivateNats]:
+    """A private nats-server with JetStream on a free port, its store in tmp_path."""
+    if find_nats_server() is None:
+        _need("nats-server")
+    srv = PrivateNats(tmp_path / "nats").start()
+    yield srv
+    srv.stop()

@@ -1,0 +1,81 @@
+"""Running one labelled simulated fleet through Kawal, for the cluster tests: the same scenario through one
+process and through a cluster must give the same stored track and the same alerts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from simulators.model import Scenario
+from simulators.publish import Publisher
+from simulators.register import register_trips
+from simulators.scenario import SimConfig, build_scenario
+from simulators.streams import Message
+from storage import Database
+
+TOKEN = "cluster-test-token"
+# Stops, silence, lateness, a seal and a detour: the time-driven alerts are the ones a failover can break.
+CONFIG = SimConfig(
+    prefix="CL",
+    incident_weights={"unscheduled_stop": 3, "signal_lost": 1, "overdue": 1, "seal_break": 1, "route_deviation": 1},
+)
+STOP_TRACKER = "CL-TRK00008"  # its unscheduled stop begins at STOP_START (seed 3)
+
+AlertKey = tuple[str, str, float, str]
+
+
+def fleet() -> Scenario:
+    return build_scenario(seed=3, trackers=8, incidents_rate=0.75, config=CONFIG)
+
+
+def stop_start(scenario: Scenario) -> float:
+    return next(t.start for t in scenario.truth if t.type == "unscheduled_stop" and t.tracker_id == STOP_TRACKER)
+
+
+def publish(
+    api_url: str,
+    mqtt_url: str,
+    scenario: Scenario,
+    max_rate: float | None = None,
+    on_publish: Callable[[Message, float], None] | None = None,
+) -> int:
+    """Register the trips, publish every message; returns the number of distinct readings published."""
+    register_trips(api_url, TOKEN, scenario.trip_bodies())
+    pub = Publisher(mqtt_url, speedup=0, progress=False, max_rate=max_rate, client_prefix="kawal-cl-sim")
+    stats = pub.publish_scenario(scenario, on_publish=on_publish)
+    return int(stats.unique_readings)
+
+
+def alert_keys(db: Database) -> list[AlertKey]:
+    rows = db.conn().execute("SELECT tracker_id, type, ts, status FROM alerts ORDER BY tracker_id, type, ts, status")
+    return [(str(r[0]), str(r[1]), round(float(r[2]), 3), str(r[3])) for r in rows]
+
+
+def readings(db: Database) -> tuple[int, int]:
+    """(rows, distinct (tracker, ts, seq)): equal when nothing is stored twice."""
+    row = (
+        db.conn()
+        .execute(
+            "SELECT count(*), (SELECT count(*) FROM (SELECT DISTINCT tracker_id, ts, seq FROM readings) d)"
+            " FROM readings"
+        )
+        .fetchone()
+    )
+    return int(row[0]), int(row[1])
+
+
+def settle(db: Database, expected: int, timeout: float = 90.0, quiet_s: float = 3.0) -> list[AlertKey]:
+    """Wait until every reading is stored and the alerts stopped changing; returns the alerts."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        keys = alert_keys(db)
+        state = (readings(db)[0], keys)
+        if state != last:
+            last, since = state, time.monotonic()
+        elif state[0] >= expected and time.monotonic() - since >= quiet_s:
+            return keys
+        time.sleep(0.25)
+    raise AssertionError(f"not settled in {timeout}s: {readings(db)} of {expected} readings stored")

@@ -1,0 +1,177 @@
+"""Cluster mode (CONTRACT 3.1) with real processes: workers (`kawal serve`), PostgreSQL, NATS JetStream and
+Mosquitto. The same labelled fleet through one process and through the cluster must give the same alerts
+(none missing, no twins) and store every reading once, also across a `kill -9` of a worker and a restart
+of the engine."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cluster.launch import LocalCluster
+from cluster.leases import rendezvous
+from cluster.natsd import PrivateNats
+from cluster.subjects import partition_of
+from simulators.model import Scenario
+from simulators.streams import Message
+from storage import open_database
+from tests import backends
+from tests.cluster_run import TOKEN, AlertKey, fleet, publish, readings, settle, stop_start
+from tests.servers import KawalServer, Mosquitto
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+PARTITIONS = 8
+WORKER_ENV = {
+    "KAWAL_CLOCK": "event",
+    "KAWAL_ADMIN_TOKEN": TOKEN,
+    "KAWAL_CLUSTER_PARTITIONS": str(PARTITIONS),
+    "KAWAL_SNAPSHOT_INTERVAL_S": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def scenario() -> Scenario:
+    return fleet()
+
+
+@pytest.fixture(scope="module")
+def one_process(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[AlertKey], int]:
+    """What a single `kawal serve` (SQLite) raises and stores for the fleet."""
+    work = tmp_path_factory.mktemp("single")
+    broker = Mosquitto(work / "mosquitto").start()
+    server = KawalServer(work / "kawal", env={"KAWAL_MQTT_URL": broker.url, "KAWAL_CLOCK": "event"})
+    server.admin_token = TOKEN
+    try:
+        server.start()
+        expected = publish(server.base_url, broker.url, scenario)
+        db = open_database(str(server.workdir / "kawal.db"))
+        try:
+            keys = settle(db, expected)
+            stored = readings(db)
+        finally:
+            db.close()
+    finally:
+        server.stop()
+        broker.stop()
+    assert stored == (expected, expected)
+    assert any(k[1] == "unscheduled_stop" and k[0] == "CL-TRK00008" for k in keys), keys
+    return keys, expected
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    backends.need_postgres()
+    with backends.postgres_database() as url:
+        yield url
+
+
+def _cluster(tmp_path: Path, pg_url: str, workers: int, mosquitto: Mosquitto, nats: PrivateNats) -> LocalCluster:
+    return LocalCluster(
+        tmp_path / "cluster", pg_url, workers=workers, mqtt_url=mosquitto.url, cluster_url=nats.url, env=WORKER_ENV
+    ).start()
+
+
+def _check_same(pg_url: str, one: tuple[list[AlertKey], int], cluster: LocalCluster) -> None:
+    db = open_database(pg_url)
+    try:
+        keys = settle(db, one[1])
+        assert readings(db) == (one[1], one[1])  # every reading, once
+    finally:
+        db.close()
+    assert keys == one[0]
+    # One service: every worker's API lists every alert.
+    for w in cluster.members:
+        if w.alive():
+            r = httpx.get(
+                f"{w.http_url}/api/v1/alerts", params={"limit": 1000}, headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            assert r.status_code == 200
+            assert sorted(a["id"] for a in r.json()["items"]) == sorted(_ids(pg_url))
+
+
+def _ids(pg_url: str) -> list[str]:
+    db = open_database(pg_url)
+    try:
+        return [str(r[0]) for r in db.conn().execute("SELECT id FROM alerts")]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_raise_what_one_process_raises(
+    workers: int,
+    scenario: Scenario,
+    one_process: tuple[list[AlertKey], int],
+    pg_url: str,
+    mosquitto: Mosquitto,
+    nats_server: PrivateNats,
+    tmp_path: Path,
+) -> None:
+    cluster = _cluster(tmp_path, pg_url, workers, mosquitto, nats_server)
+    try:
+        publish(cluster.members[0].http_url, mosquitto.url, scenario)
+        _check_same(pg_url, one_process, cluster)
+    finally:
+        cluster.stop()
+
+
+def test_kill_9_of_a_worker_mid_stop_loses_nothing(
+    scenario: Scenario,
+    one_process: tuple[list[AlertKey], int],
+    pg_url: str,
+    mosquitto: Mosquitto,
+    nats_server: PrivateNats,
+    tmp_path: Path,
+) -> None:
+    cluster = _cluster(tmp_path, pg_url, 2, mosquitto, nats_server)
+    # The worker that detects the stopping crate dies five minutes (event time) into its stop.
+    owner_id = rendezvous(partition_of("CL-TRK00008", PARTITIONS), [w.worker_id for w in cluster.members])
+    owner = next(w for w in cluster.members if w.worker_id == owner_id)
+    kill_at = stop_start(scenario) + 300
+    killed = threading.Event()
+
+    def on_publish(msg: Message, wall: float) -> None:
+        if not killed.is_set() and msg.at >= kill_at:
+            killed.set()
+            cluster.kill(owner)
+
+    try:
+        survivor = next(w for w in cluster.members if w is not owner)
+        publish(survivor.http_url, mosquitto.url, scenario, max_rate=1500, on_publish=on_publish)
+        assert killed.is_set() and not owner.alive()
+        _check_same(pg_url, one_process, cluster)
+    finally:
+        cluster.stop()
+
+
+def test_engine_restart_under_load_loses_nothing(
+    scenario: Scenario,
+    one_process: tuple[list[AlertKey], int],
+    pg_url: str,
+    mosquitto: Mosquitto,
+    nats_server: PrivateNats,
+    tmp_path: Path,
+) -> None:
+    cluster = _cluster(tmp_path, pg_url, 2, mosquitto, nats_server)
+    restarted = threading.Event()
+    half = len(list(scenario.messages())) // 2
+    count = [0]
+
+    def on_publish(msg: Message, wall: float) -> None:
+        count[0] += 1
+        if count[0] == half and not restarted.is_set():
+            restarted.set()
+            nats_server.stop(kill=True)
+            nats_server.start()
+
+    try:
+        publish(cluster.members[0].http_url, mosquitto.url, scenario, max_rate=1500, on_publish=on_publish)
+        assert restarted.is_set()
+        _check_same(pg_url, one_process, cluster)
+    finally:
+        cluster.stop()
