@@ -189,9 +189,14 @@ class Service:
         engine.set_trips(trips.list())
         detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)
         self.detector = detector
+        restore_started = time.perf_counter()
         replayed = detector.restore()
-        if replayed:
-            log.info("replayed %d stored readings into detection", replayed)
+        log.info(
+            "detection state restored in %.1fs (%d trackers, %d stored readings replayed)",
+            time.perf_counter() - restore_started,
+            detector.engine.trackers,
+            replayed,
+        )
         self.health.stores_open = True
 
         if self.mqtt_url is None:

@@ -84,7 +84,12 @@ export function renderBoard() {
   const shown = all.filter(matches).sort(byNewest);
   const list = $("#alert-list");
   const focused = document.activeElement?.closest?.("#alert-list li[data-id]")?.dataset.id;
-  list.replaceChildren(...shown.slice(0, BOARD_LIMIT).map(alertCard));
+  const cards = shown.slice(0, BOARD_LIMIT).map(cachedCard);
+  // Under a burst of stream events most cards are unchanged: keep their nodes, and leave the list alone
+  // when nothing moved (rebuilding hundreds of cards per event froze the page at 50 alerts/s).
+  const same = cards.length === list.children.length && cards.every((li, i) => list.children[i] === li);
+  if (!same) list.replaceChildren(...cards);
+  for (const id of cardCache.keys()) if (!state.alerts.has(id)) cardCache.delete(id);
   if (focused) list.querySelector(`li[data-id="${CSS.escape(focused)}"]`)?.focus(); // keep keyboard users' place
   state.fresh.clear();
   $("#alert-empty").hidden = shown.length > 0;
@@ -102,6 +107,23 @@ export function renderBoard() {
   badge.hidden = open === 0;
   badge.textContent = String(open);
   document.title = (openCritical ? `(${openCritical}) ` : "") + t("app.title");
+}
+
+// alert id -> [key, card]: a card is drawn again only when something it shows has changed.
+const cardCache = new Map();
+
+function cachedCard(a) {
+  const crate = a.crate_id ? state.crates.get(a.crate_id) : null;
+  const key = [
+    a.updated_at, a.status, a.severity, state.fresh.has(a.id), state.selected?.crateId === a.crate_id,
+    districtOf(a), crate?.state, canAct(), i18n.lang,
+    Math.floor(Date.now() / 30000), // relative times ("2 min ago") age
+  ].join("|");
+  const held = cardCache.get(a.id);
+  if (held && held[0] === key) return held[1];
+  const li = alertCard(a);
+  cardCache.set(a.id, [key, li]);
+  return li;
 }
 
 function alertCard(a) {

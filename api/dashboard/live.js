@@ -44,7 +44,15 @@ export function onStreamEvent(ev) {
   refreshFleetSoon();
 }
 
+// One flash and beep per burst: a storm of seal breaks must not restart the animation (and a page layout)
+// for every one of them.
+const ALARM_GAP_MS = 1500;
+let lastAlarm = -Infinity;
+
 function raiseAlarm() {
+  const now = performance.now();
+  if (now - lastAlarm < ALARM_GAP_MS) return;
+  lastAlarm = now;
   const flash = $("#flash");
   flash.classList.remove("on");
   void flash.offsetWidth; // restart the animation when alarms come in quick succession

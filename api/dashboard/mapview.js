@@ -33,6 +33,15 @@ const GridLayer = L.GridLayer.extend({
   },
 });
 
+// Critical pins that pulse at once: the newest few draw the eye; more only keep the page repainting.
+const PULSING_PINS = 12;
+
+function newestOpenCritical(alerts, n) {
+  const open = alerts.filter((a) => a.severity === "critical" && a.status === "open" && hasPosition(a));
+  open.sort((a, b) => (Date.parse(b.raised_at) || 0) - (Date.parse(a.raised_at) || 0));
+  return new Set(open.slice(0, n).map((a) => a.id));
+}
+
 export class MapView {
   constructor(el, { i18n, onSelectCrate, onSelectAlert }) {
     this.i18n = i18n;
@@ -174,25 +183,32 @@ export class MapView {
   /** Where the active alerts happened, one pin each, coloured by severity. */
   setAlerts(alerts) {
     const seen = new Set();
+    const pulsing = newestOpenCritical(alerts, PULSING_PINS);
     for (const a of alerts) {
       if (!hasPosition(a)) continue;
       seen.add(a.id);
-      const cls = `alert-pin sev-${a.severity} st-${a.status}`;
+      const cls = `alert-pin sev-${a.severity} st-${a.status}${pulsing.has(a.id) ? " pulse" : ""}`;
       let m = this.alertMarkers.get(a.id);
-      const icon = L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] });
+      const label = `${this.i18n.t(`type.${a.type}`)} · ${a.crate_id || a.tracker_id}`;
       if (!m) {
+        const icon = L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] });
         m = L.marker([a.lat, a.lon], { icon, keyboard: false, riseOnHover: true });
         m.on("click", () => this.onSelectAlert(m.alert));
         m.addTo(this.alertLayer);
         this.alertMarkers.set(a.id, m);
       } else {
-        m.setLatLng([a.lat, a.lon]);
-        if (m.alert.severity !== a.severity || m.alert.status !== a.status) m.setIcon(icon);
+        // Only what changed is touched: this runs for every active alert on each burst of events.
+        const old = m.alert;
+        if (old.lat !== a.lat || old.lon !== a.lon) m.setLatLng([a.lat, a.lon]);
+        if (m.pinClass !== cls) m.setIcon(L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] }));
       }
       m.alert = a;
-      m.unbindTooltip();
-      const label = `${this.i18n.t(`type.${a.type}`)} · ${a.crate_id || a.tracker_id}`;
-      m.bindTooltip(label, { direction: "top", offset: [0, -8] });
+      m.pinClass = cls;
+      if (m.tooltipLabel !== label) {
+        m.unbindTooltip();
+        m.bindTooltip(label, { direction: "top", offset: [0, -8] });
+        m.tooltipLabel = label;
+      }
     }
     for (const [id, m] of this.alertMarkers) {
       if (!seen.has(id)) {

@@ -93,14 +93,26 @@ export function toast(message, kind = "info") {
 
 // ---------------------------------------------------------------- rendering is batched per animation frame
 
+// A burst of stream events (tens of alerts a second) redraws at most every MIN_FLUSH_MS, so the page keeps
+// answering input; a lone change still shows on the next frame.
+const MIN_FLUSH_MS = 200;
 const dirty = new Set();
 let frame = 0;
+let later = 0;
+let lastFlush = -Infinity;
 export function invalidate(...parts) {
   for (const p of parts) dirty.add(p);
-  if (!frame) frame = requestAnimationFrame(flush);
+  if (frame || later) return;
+  const wait = lastFlush + MIN_FLUSH_MS - performance.now();
+  if (wait <= 0) frame = requestAnimationFrame(flush);
+  else later = setTimeout(() => {
+    later = 0;
+    frame = requestAnimationFrame(flush);
+  }, wait);
 }
 function flush() {
   frame = 0;
+  lastFlush = performance.now();
   const parts = new Set(dirty);
   dirty.clear();
   if (parts.has("board")) renderBoard();
