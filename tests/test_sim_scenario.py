@@ -130,8 +130,8 @@ def test_routes_look_like_roads(sc: Scenario) -> None:
             continue
         seg = np.hypot(*(xy_[1:] - xy_[:-1]).T)
         assert seg.max() <= 150.0 + 1e-6
-        # 50 m along the road at least; only the chord across a hairpin corner is shorter.
-        assert float(np.mean(seg >= 45.0)) >= 0.95 and seg.min() > 10.0
+        # 50 m along the road at least; only the chord across a hairpin corner is shorter (one on a short route).
+        assert int((seg < 45.0).sum()) <= max(1, 0.05 * len(seg)) and seg.min() > 10.0
         assert 60.0 <= float(np.median(seg)) <= 130.0
         line = Polyline(xy_)
         straight = float(np.hypot(*(xy_[-1] - xy_[0])))
