@@ -80,6 +80,7 @@ def settings_from_options(**options: Any) -> Any:
 def serve(**options: Any) -> None:
     """Run the service: ingest, detection, the API and the dashboard."""
     from kawal.broker import BrokerError
+    from kawal.places import PlacesError
     from kawal.service import PortInUse, Service
     from storage.sqlite.check import DatabaseDamaged
 
@@ -89,7 +90,7 @@ def serve(**options: Any) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         service.start()
-    except (PortInUse, BrokerError, DatabaseDamaged) as e:
+    except (PortInUse, BrokerError, DatabaseDamaged, PlacesError) as e:
         service.stop()
         raise click.ClickException(str(e)) from None
     try:
