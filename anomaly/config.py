@@ -181,29 +181,36 @@ class DetectionConfig:
     """... and this many disagreeing pairs among them is evidence. Clean drives in the simulator and the
     tests disagree on at most 2 of 12 (traffic stops inside an interval)."""
 
-    noise_min_step_m: float = 30.0
-    """Noise signature: three consecutive accepted fixes at least this far apart each (moving) give one
-    residual, the middle fix's distance from the line through its neighbours."""
+    noise_rest_kmh: float = 2.0
+    """Noise signature: only fixes at rest count (reported speed under this; without spd, moved less than
+    ``noise_rest_m``), within ``noise_max_dt_s`` of the previous fix. At rest, a fix ..."""
 
-    noise_max_resid_m: float = 25.0
-    """Residuals above this are curves, not noise, and are left out."""
+    noise_rest_m: float = 15.0
+    """See ``noise_rest_kmh``."""
 
-    noise_alpha: float = 0.2
-    """Residuals are averaged with this exponential weight (about 9 fixes' memory)."""
+    noise_max_dt_s: float = 600.0
+    """See ``noise_rest_kmh`` (storage reports every 5 minutes)."""
 
-    noise_min_samples: int = 15
-    """The average is judged only after this many residuals (in the current trip)."""
+    noise_clean_m: float = 0.5
+    """... is "clean" when it moved less than this from the previous one. A consumer receiver's Gauss-Markov
+    error (sigma 2-6.6 m, 60 s correlation; Newson & Krumm 2009 measured 4.07 m) moves a parked fix by a metre
+    or more between fixes 10-60 s apart (clean in 1-10 % of them); a GPS simulator holding the lorry still
+    repeats the position (100 %). Moving fixes are not used: fixes 10-60 s apart on a bending road differ by
+    geometry far more than by noise."""
 
-    noise_clean_m: float = 0.25
-    """Too clean: an average jitter below this (the change of a fix's offset from the line through its
-    neighbours, fix to fix, capped at 3 m). A consumer receiver's Gauss-Markov error (sigma >= 2 m, 60 s
-    correlation; Newson & Krumm 2009: 4.07 m) leaves >= 0.6 m between fixes 10-60 s apart; positions on a
-    perfect line (a GPS simulator) leave the 1e-6 degree rounding, ~0.1 m ..."""
+    noise_alpha: float = 0.1
+    """The clean share of a trip's rest fixes is an exponential average with this weight ..."""
 
-    noise_ratio: float = 4.0
-    """... and this many times cleaner than the same tracker's own baseline (learned slowly over its earlier
-    fixes, kept across trips). Only both together are evidence: a track with no noise from the start (a
-    synthetic one, the tests') has no real-noise baseline to be unlike."""
+    noise_min_samples: int = 10
+    """... judged after this many rest fixes in the trip ..."""
+
+    noise_clean_share: float = 0.8
+    """... too clean at or above this share ...."""
+
+    noise_own_share: float = 0.3
+    """... when the same tracker's own baseline (learned slowly over 20+ earlier rest fixes in any phase, kept
+    across trips) is at most this. A receiver that holds its position at rest, or a track with no noise at all
+    (the tests'), never showed real noise to be unlike; such tracks are not stored in the replay index either."""
 
     replay_cell_deg: float = 2e-5
     """Replay: accepted moving fixes are quantised to cells of this many degrees (about 2.2 m) ..."""
@@ -271,8 +278,10 @@ class DetectionConfig:
             raise ValueError("kin_bad must not exceed kin_window")
         if not 0 < self.noise_alpha <= 1:
             raise ValueError("noise_alpha must be in (0, 1]")
-        if self.replay_cell_deg <= 0 or self.noise_ratio <= 1:
-            raise ValueError("replay_cell_deg must be positive and noise_ratio above 1")
+        if not 0 < self.noise_own_share < self.noise_clean_share <= 1:
+            raise ValueError("need 0 < noise_own_share < noise_clean_share <= 1")
+        if self.replay_cell_deg <= 0:
+            raise ValueError("replay_cell_deg must be positive")
         if self.zone_cell_deg <= 0:
             raise ValueError("zone_cell_deg must be positive")
 

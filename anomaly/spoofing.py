@@ -8,9 +8,9 @@
   than the latest: a replay repeats old times; a reboot does not (its `seq` is small).
 - `kinematics`: reported `spd`/`hdg` disagree with the movement between consecutive accepted fixes, in
   `kin_bad` of the last `kin_window` pairs (a track drawn along the route while the lorry goes elsewhere).
-- `noise`: the jitter of the fixes (how far each moving fix sits from the line through its neighbours, its
-  change from one fix to the next so that a steady curve cancels) is too clean for a real receiver and
-  `noise_ratio` times cleaner than what the same tracker showed before (a GPS simulator).
+- `noise`: at rest, consecutive fixes move by less than `noise_clean_m` in a share of at least
+  `noise_clean_share` of them, while the same tracker's own earlier rest fixes showed at most
+  `noise_own_share` (a GPS simulator: no receiver noise).
 - `replay`: the last `replay_run` quantised fixes match a run stored earlier, by this tracker (more than
   `replay_min_age_s` ago) or another (`anomaly.replay`).
 
@@ -24,7 +24,7 @@ import math
 
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
-from anomaly.gps import FIX_OK
+from anomaly.gps import FIX_OK, FIX_STALE
 from anomaly.phase import ANY_PHASE, Phase
 from anomaly.replay import ReplayIndex, cell
 from anomaly.state import NAN, TrackerState
@@ -32,9 +32,8 @@ from kawal.geodesy import M_PER_DEG
 
 EV_SEQ, EV_TS, EV_KIN, EV_NOISE, EV_REPLAY = 1, 2, 4, 8, 16
 EV_NAMES = {EV_SEQ: "seq", EV_TS: "ts", EV_KIN: "kinematics", EV_NOISE: "noise", EV_REPLAY: "replay"}
-NOISE_CAP_M = 3.0  # a residual change past this is a change of curve, not noise: capped, not averaged raw
 BASELINE_ALPHA = 0.02  # the tracker's own baseline learns slowly, over trips
-BASELINE_MIN = 15  # residuals before the baseline is trusted
+BASELINE_MIN = 20  # rest fixes before the receiver's own noise is trusted
 
 
 class SpoofingDetector(Detector):
@@ -62,11 +61,13 @@ class SpoofingDetector(Detector):
                 self._evidence(c, st, EV_SEQ, {"kind": "jump", "from": prev, "to": seq})
         if seq >= 0 and not seq <= st.sq_hi:
             st.sq_hi = float(seq)
+        if c.fix == FIX_STALE:  # the same position again: the receiver holds still (or is made to)
+            self._noise(c, st)
         if c.fix != FIX_OK:
             return
         if c.phase is Phase.TRANSIT:
             self._kinematics(c, st)
-            self._noise(c, st)
+        self._noise(c, st)
         self._replay(c, st)
 
     def on_late(self, c: Ctx, st: TrackerState) -> None:
@@ -121,54 +122,48 @@ class SpoofingDetector(Detector):
             st.kn_bad //= 2
 
     def _noise(self, c: Ctx, st: TrackerState) -> None:
+        """At rest, a receiver's own error (Gauss-Markov, sigma >= 2 m) moves each fix by a metre or more from
+        the one before; a GPS simulator holding the lorry still repeats its position to the centimetre.
+        The share of such "clean" rest fixes is learned per tracker in any phase (its baseline, kept across
+        trips) and judged in transit against it. Moving fixes are not used: fixes 10-60 s apart on a bending
+        road differ by geometry far more than by noise."""
         cfg = c.cfg
-        lat, lon = c.lat, c.lon
-        kx = M_PER_DEG * math.cos(math.radians(lat))
-        if st.nz_blat == st.nz_blat:
-            bx, by = (lon - st.nz_blon) * kx, (lat - st.nz_blat) * M_PER_DEG  # C relative to B
-            if math.hypot(bx, by) < cfg.noise_min_step_m:
-                return
-            if st.nz_alat == st.nz_alat:
-                ax, ay = (st.nz_alon - st.nz_blon) * kx, (st.nz_alat - st.nz_blat) * M_PER_DEG  # A relative to B
-                cx, cy = bx - ax, by - ay  # the chord A -> C
-                chord = math.hypot(cx, cy)
-                if chord > 0:
-                    resid = (cx * -ay - cy * -ax) / chord  # signed distance of B from the chord
-                    self._noise_sample(c, st, resid)
-        st.nz_alat, st.nz_alon = st.nz_blat, st.nz_blon
-        st.nz_blat, st.nz_blon = lat, lon
-
-    def _noise_sample(self, c: Ctx, st: TrackerState, resid: float) -> None:
-        cfg = c.cfg
-        if abs(resid) > cfg.noise_max_resid_m:
-            st.nz_rlast = NAN
+        r = c.reading
+        assert r is not None
+        dt = c.ts - (c.prev_last if c.fix == FIX_STALE else c.prev_ts)
+        if not 0.0 < dt <= cfg.noise_max_dt_s or c.prev_lat != c.prev_lat:
             return
-        prev = st.nz_rlast
-        st.nz_rlast = resid
-        if prev != prev:
+        kx = M_PER_DEG * math.cos(math.radians(c.lat))
+        d = math.hypot((c.lon - c.prev_lon) * kx, (c.lat - c.prev_lat) * M_PER_DEG)
+        resting = r.spd < cfg.noise_rest_kmh if r.spd is not None else d < cfg.noise_rest_m
+        if not resting:
             return
-        x = min(abs(resid - prev), NOISE_CAP_M)
-        st.nz_avg = x if st.nz_n == 0 else st.nz_avg + cfg.noise_alpha * (x - st.nz_avg)
-        st.nz_n += 1
-        base = st.nz_base
-        trusted = st.nz_bn >= BASELINE_MIN
-        if not trusted or (st.nz_n >= cfg.noise_min_samples and st.nz_avg * 2 > base and base * 2 > st.nz_avg):
-            st.nz_base = x if st.nz_bn == 0 else base + BASELINE_ALPHA * (x - base)
+        clean = 1.0 if d < cfg.noise_clean_m else 0.0
+        transit = c.phase is Phase.TRANSIT
+        judging = transit and st.nz_n >= cfg.noise_min_samples and st.nz_avg >= cfg.noise_clean_share
+        if not judging:  # the receiver's own noise, learned slowly (not from a trip that already looks too clean)
+            base = st.nz_base
+            st.nz_base = clean if st.nz_bn == 0 else base + BASELINE_ALPHA * (clean - base)
             st.nz_bn += 1
-        if st.nz_n < cfg.noise_min_samples:
+        if not transit:
+            return
+        a = cfg.noise_alpha
+        st.nz_avg = clean if st.nz_n == 0 else st.nz_avg + a * (clean - st.nz_avg)
+        st.nz_n += 1
+        if st.nz_n < cfg.noise_min_samples or st.nz_avg < cfg.noise_clean_share:
             return
         # Judged against the receiver's own earlier noise only: a synthetic track with no noise at all (the
-        # test suite's, say) is suspicious only after the same tracker has shown real noise.
-        if trusted and st.nz_avg < cfg.noise_clean_m and st.nz_avg * cfg.noise_ratio < base:
+        # test suite's, a receiver that holds its position at rest) never showed real noise to be unlike.
+        if st.nz_bn >= BASELINE_MIN and st.nz_base <= cfg.noise_own_share:
             self._evidence(
                 c,
                 st,
                 EV_NOISE,
                 {
                     "kind": "too_clean",
-                    "jitter_m": round(st.nz_avg, 2),
-                    "own_jitter_m": round(base, 2),
-                    "samples": st.nz_n,
+                    "clean_share": round(st.nz_avg, 2),
+                    "own_clean_share": round(st.nz_base, 2),
+                    "rest_fixes": st.nz_n,
                 },
             )
 
@@ -195,7 +190,7 @@ class SpoofingDetector(Detector):
         if hit is None:
             # Only tracks with a receiver's real noise are stored: copies of a noise-free line (a synthetic
             # track, the tests' drives) say nothing about a replay.
-            if h % cfg.replay_sample == 0 and st.nz_bn >= BASELINE_MIN and st.nz_base >= cfg.noise_clean_m:
+            if h % cfg.replay_sample == 0 and st.nz_bn >= BASELINE_MIN and st.nz_base <= cfg.noise_own_share:
                 idx.add(h, st.tid, c.ts)
             return
         src, ts0 = hit

@@ -88,7 +88,8 @@ class TrackerState:
         "nf_ts",
         "nf_n",
         # spoofing_suspected: evidence kinds raised this trip, highest seq seen, speed/heading checks,
-        # noise signature (the two fixes before, trip average and count, the tracker's own baseline), and
+        # noise signature (the trip's share of clean rest fixes and their count, the tracker's own
+        # baseline), and
         # the replay run (the last quantised cells)
         "sp_ev",
         "sq_hi",
@@ -96,11 +97,6 @@ class TrackerState:
         "kn_hdg",
         "kn_n",
         "kn_bad",
-        "nz_alat",
-        "nz_alon",
-        "nz_blat",
-        "nz_blon",
-        "nz_rlast",
         "nz_avg",
         "nz_n",
         "nz_base",
@@ -172,11 +168,6 @@ class TrackerState:
 
     def reset_noise(self) -> None:
         """The trip's noise signature (the baseline is the receiver's and stays)."""
-        self.nz_alat = NAN
-        self.nz_alon = NAN
-        self.nz_blat = NAN
-        self.nz_blon = NAN
-        self.nz_rlast = NAN
         self.nz_avg = NAN
         self.nz_n = 0
 

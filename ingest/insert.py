@@ -2,7 +2,7 @@
 
 Both insert with ``ON CONFLICT (tracker_id, ts, seq) DO NOTHING`` (the readings_dedup index), so a
 duplicate, also one within the batch, is stored once: the first in the batch. They differ in how they learn
-which inputs were new, and in what is fast (measured in benchmarks/storage.py):
+which inputs were new, and in what is fast (measured in benchmarks/storage_ingest.py):
 
 - SQLite: ``executemany`` (a C loop), then the change count; only when some were duplicates, the rows after
   the id read before, which are ours alone because the write transaction holds the only write lock.

@@ -103,7 +103,7 @@ def advance(conn: Connection, readings: Iterable[Reading], now: float, dialect: 
 
     Creates the registry row of a tracker seen for the first time (created_at = now). Returns the number
     of trackers in the batch. On SQLite an executemany (a C loop) is fastest; on PostgreSQL one statement
-    over arrays is (a statement per tracker costs a round of server work each: benchmarks/storage.py).
+    over arrays is (a statement per tracker costs a round of server work each: benchmarks/storage_ingest.py).
     """
     rows = fold(readings, now)
     if rows and dialect == "postgres":

@@ -10,7 +10,7 @@ each with one attack; `apply_attack` rewrites the reading a tracker sends while 
 - `route_spoof` (spoofing_suspected): positions keep following the planned route while the lorry goes
   elsewhere; the receiver's speed and heading (Doppler) are the lorry's, 90-180 degrees off (12 minutes).
 - `gps_simulator` (spoofing_suspected): a GPS simulator replaces the sky with a track along the road with
-  almost no noise (positions on the line, rounded to 1e-6 degree; 15 minutes, from 10 minutes into a drive).
+  almost no noise (positions on the line, rounded to 1e-6 degree; 15 minutes of a later leg).
 - `tracker_reboot` (benign): the tracker restarts: `seq` counts again from 1, a minute without a fix.
 """
 
@@ -33,11 +33,42 @@ ATTACK_ALSO: dict[str, tuple[str, ...]] = {
     "gps_simulator": (),
 }
 DURATION_S = {"jamming": (20 * 60.0, 24 * 60.0), "replay": (15 * 60.0, 15 * 60.0), "gps_simulator": (15 * 60, 15 * 60)}
-LEAD_S = {"gps_simulator": 600.0}  # the receiver has shown its own noise for a while before
 
 
 def _drive_of(spec: TrackerSpec, trip: TripSpec) -> Drive | None:
     return next((s for s in spec.timeline.segments if isinstance(s, Drive) and s.t0 >= trip.departure - 1), None)
+
+
+def _plan_one(
+    spec: TrackerSpec, kind: str, rng: random.Random, sources: list[TrackerSpec]
+) -> tuple[TripSpec, dict[str, Any]] | None:
+    """The attack window on this tracker, or None when its drives do not fit the attack."""
+    # A replay and a GPS simulator come on a later leg: the day before gave a recording / the receiver's noise.
+    trip = spec.trips[-1] if kind in ("replay", "gps_simulator") else spec.trips[0]
+    if kind in ("replay", "gps_simulator") and len(spec.trips) < 2:
+        return None
+    drive = _drive_of(spec, trip)
+    lo, hi = DURATION_S.get(kind, (12 * 60.0, 12 * 60.0))
+    need = (hi if kind in ("jamming", "gps_simulator") else 10 * 60.0) + 300
+    if drive is None or drive.t1 - drive.t0 < need:
+        return None
+    length = min(rng.uniform(lo, hi), drive.t1 - drive.t0 - 240)
+    room = max(0.0, drive.t1 - drive.t0 - 240 - length)
+    # of a few candidate windows, the one in which the lorry moves the most (not parked at an allowed stop)
+    starts = [float(int(drive.t0 + 120 + rng.uniform(0, room))) for _ in range(8)]
+    t0 = max(starts, key=lambda a: sum(drive.motion.state(a + k)[1] > 3.0 for k in range(0, int(length), 30)))
+    attack: dict[str, Any] = {"kind": kind, "t0": t0, "t1": t0 + length}
+    if kind == "replay":
+        for cand in sources:  # another crate's trip of the day before, long enough to copy
+            d = _drive_of(cand, cand.trips[0])
+            day_before = cand.trips[0].departure < trip.departure - 6 * 3600
+            if cand is not spec and day_before and d is not None and d.t1 - d.t0 >= length + 300:
+                attack["source"] = cand.index
+                attack["source_t0"] = d.t1 - length - 120
+                break
+        else:
+            return None
+    return trip, attack
 
 
 def plan_attacks(sc: Scenario, per_kind: int) -> None:
@@ -48,60 +79,41 @@ def plan_attacks(sc: Scenario, per_kind: int) -> None:
     native = [s for s in sc.trackers if s.protocol == "native" and all(t.incident is None for t in s.trips)]
     rng.shuffle(native)
     kinds = [k for k in (*ATTACK_TYPES, "tracker_reboot") for _ in range(per_kind)]
-    sources = list(native)
     seq_no = len(sc.truth)
     for kind in kinds:
-        spec = next((s for s in native if not s.attacks), None)
-        if spec is None:
+        planned = None
+        for spec in native:
+            if not spec.attacks:
+                planned = _plan_one(spec, kind, rng, native)
+                if planned is not None:
+                    break
+        if planned is None:
             sc.skipped[kind] = sc.skipped.get(kind, 0) + 1
             continue
-        trip = spec.trips[-1] if kind == "replay" else spec.trips[0]
-        drive = _drive_of(spec, trip)
-        lo, hi = DURATION_S.get(kind, (12 * 60.0, 12 * 60.0))
-        lead = LEAD_S.get(kind, 120.0)
-        if (
-            drive is None
-            or drive.t1 - drive.t0 < (hi if kind in ("jamming", "gps_simulator") else 10 * 60.0) + lead + 180
-        ):
-            spec.attacks.append({"kind": "none"})  # used up: too short a drive for this attack
-            continue
-        length = min(rng.uniform(lo, hi), drive.t1 - drive.t0 - lead - 120)
-        t0 = float(int(drive.t0 + lead + rng.uniform(0, max(0.0, drive.t1 - drive.t0 - lead - 120 - length))))
-        t1 = t0 + length
-        attack: dict[str, Any] = {"kind": kind, "t0": t0, "t1": t1}
-        if kind == "replay":
-            src = next((s for s in sources if s is not spec and s.trips[0].departure < trip.departure - 6 * 3600), None)
-            src_drive = _drive_of(src, src.trips[0]) if src is not None else None
-            if src is None or src_drive is None or src_drive.t1 - src_drive.t0 < length + 300:
-                spec.attacks.append({"kind": "none"})
-                continue
-            attack["source"] = src.index
-            attack["source_t0"] = src_drive.t1 - length - 120
+        trip, attack = planned
+        t0, t1 = attack["t0"], attack["t1"]
         spec.attacks.append(attack)
-        trip.incident = kind if kind != "tracker_reboot" else trip.incident
+        if kind != "tracker_reboot":
+            trip.incident = kind
         seq_no += 1
         expect = kind != "tracker_reboot"
-        alert = ATTACK_ALERT.get(kind, kind)
         also = ATTACK_ALSO.get(kind, ())
-        end_window = t1 + (3600.0 if kind != "jamming" else 0.0)
         sc.truth.append(
             TruthEvent(
                 id=f"{'A' if expect else 'B'}{seq_no:06d}",
-                type=alert if expect else kind,
+                type=ATTACK_ALERT[kind] if expect else kind,
                 tracker_id=spec.tracker_id,
                 trip_id=trip.trip_id,
                 crate_id=spec.crate_id,
                 start=t0,
                 end=t1,
-                window=(t0 - spec.interval_s - 1, end_window) if expect else (t0, t1),
+                window=(t0 - spec.interval_s - 1, t1 + (0.0 if kind == "jamming" else 3600.0)) if expect else (t0, t1),
                 expect_alert=expect,
                 also=also,
                 also_window=(t0 - 600.0, t1 + 4 * 3600.0) if also else None,
                 details={"attack": kind, "minutes": round((t1 - t0) / 60, 1)},
             )
         )
-    for s in native:
-        s.attacks = [a for a in s.attacks if a["kind"] != "none"]
     sc.truth.sort(key=lambda e: (e.start, e.id))
 
 

@@ -105,7 +105,9 @@ def test_detection_quality_end_to_end(
         ingest_timeout=120,
     )
     assert ev.meta["stored"] == ev.meta["unique_readings"]  # nothing lost on the way
-    assert {e.type for e in sc.incidents} == set(ev.scores)  # every alert type was exercised
+    assert {e.type for e in sc.incidents} == {t for t, s in ev.scores.items() if s.incidents}  # all exercised
+    # other rows are consequences only (fix_lost after a jammer that also silenced the modem), never false
+    assert all(s.false_alerts == 0 for t, s in ev.scores.items() if not s.incidents)
     evidence = json.dumps(
         {
             "failures": quality_failures(ev),
@@ -118,7 +120,8 @@ def test_detection_quality_end_to_end(
     assert ev.scores["seal_break"].recall == 1.0, evidence
     assert ev.false_on_clean == 0, evidence
     for t, s in ev.scores.items():
-        assert s.recall is not None and s.recall >= 0.9, f"{t}: {evidence}"
+        if s.incidents:
+            assert s.recall is not None and s.recall >= 0.9, f"{t}: {evidence}"
     assert (out / "report.md").read_text().startswith("# Kawal detection-quality evaluation")
     assert {p.name for p in out.glob("*.png")} >= {"scores.png", "delay.png", "seal_latency.png"}
     assert len(ev.seal_latency) == ev.scores["seal_break"].detected  # measured for every seal break found

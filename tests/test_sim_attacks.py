@@ -38,22 +38,25 @@ def run() -> tuple[Scenario, Recorder]:
 def test_attacks_are_planned_as_labelled_incidents() -> None:
     sc, _ = run()
     kinds = attack_summary(sc)
-    assert kinds.get("jamming", 0) >= 1 and kinds.get("route_spoof", 0) >= 1 and kinds.get("tracker_reboot", 0) >= 1
+    assert kinds == {"jamming": 2, "replay": 2, "route_spoof": 2, "gps_simulator": 2, "tracker_reboot": 2}
     labelled = [e for e in sc.truth if "attack" in e.details]
     assert {e.type for e in labelled if e.expect_alert} <= {"fix_lost", "spoofing_suspected"}
     assert all(not e.expect_alert for e in labelled if e.details["attack"] == "tracker_reboot")
 
 
-def test_jamming_and_a_spoofed_route_raise_their_alerts() -> None:
+def test_every_attack_raises_its_alert() -> None:
     sc, rec = run()
+    evidence = {"replay": "replay", "route_spoof": "kinematics", "gps_simulator": "noise"}
     for e in sc.truth:
-        if e.details.get("attack") in ("jamming", "route_spoof"):
+        if e.expect_alert and "attack" in e.details:
             hits = [
                 a
                 for a in rec.raised()
                 if a.tracker_id == e.tracker_id and str(a.type) == e.type and e.window[0] <= a.ts <= e.window[1]
             ]
             assert hits, e
+            if e.details["attack"] in evidence:
+                assert evidence[e.details["attack"]] in hits[0].details["evidence"], hits[0]
 
 
 def test_a_reboot_and_the_clean_trips_raise_nothing() -> None:
