@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,9 +10,12 @@ import httpx
 import pytest
 
 from alerts.model import AlertAction, AlertEvent, AlertType
+from notify.model import ChannelIn
+from notify.store import NotifyStore
 from tests.api_harness import Harness, running_api, trip_body
 
 ROLES = ["viewer", "operator", "admin"]
+_CHANNEL = ChannelIn(kind="webhook", url="http://127.0.0.1:9/", secret="s")
 RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
 
 # (method, path template, role needed, JSON body)
@@ -37,6 +41,12 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("GET", "/api/v1/me", "viewer", None),
     ("GET", "/api/v1/config", "viewer", None),
     ("GET", "/api/v1/audit", "viewer", None),
+    # Notifications (CONTRACT 2.7): channels are admin only, even to read (they name receivers).
+    ("GET", "/api/v1/notifications", "admin", None),
+    ("GET", "/api/v1/notifications/{name}", "admin", None),
+    ("PUT", "/api/v1/notifications/{name}", "admin", {"kind": "webhook", "url": "http://127.0.0.1:9/", "secret": "s"}),
+    ("DELETE", "/api/v1/notifications/{name}", "admin", None),
+    ("GET", "/api/v1/alerts/{alert_id}/deliveries", "viewer", None),
 ]
 
 
@@ -54,6 +64,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Harness, htt
             )
         )
         assert alert is not None
+        # A channel named like the token the matrix uses for {name}.
+        NotifyStore(h.ctx.db).put("test-viewer", _CHANNEL, "test", time.time())
         params = {
             "trip_id": "T-1",
             "alert_id": alert.id,
@@ -97,6 +109,9 @@ def test_auth(
         # Revoke a token made for this call, so the other cases keep theirs.
         h.ctx.tokens.create("to-revoke", "viewer", actor="test")
         params = {**params, "name": "to-revoke"}
+    if template == "/api/v1/notifications/{name}" and method == "DELETE" and who == "admin":
+        NotifyStore(h.ctx.db).put("to-remove", _CHANNEL, "test", time.time())
+        params = {**params, "name": "to-remove"}
     if method == "POST" and "{alert_id}" in template:
         # A fresh alert for each call: resolving one twice would be a (correct) 409.
         fresh = h.ctx.alerts.apply(

@@ -25,7 +25,7 @@ def test_crate_detail_shows_each_alerts_deliveries(
         srv = kawal_factory(env={"KAWAL_MQTT_URL": mosquitto.url, **FAST})
         for name, r in (("pengawas", up), ("mati", down)):
             body = {"kind": "webhook", "url": r.url, "secret": "x"}
-            assert call(srv, "PUT", f"/api/v1/notifications/{name}", body)[0] == 201
+            assert call(srv, "PUT", f"/api/v1/notifications/{name}", body)[0] == 200
         assert call(srv, "PUT", "/api/v1/trips/T-W", trip_body("TRK-W", "JBG-KS-0042", "PPK Diwek"))[0] in (200, 201)
         seal_break(mosquitto.port, "TRK-W", -7.5952, 112.2344)
         wait_for(lambda: len(up.events()) == 1, timeout=30, what="the delivery to the live receiver")

@@ -58,7 +58,7 @@ def test_seal_break_email_in_indonesian(
         "/api/v1/notifications/ketua-ppk",
         {"kind": "email", "to": ["ketua.ppk@example.org", "bawaslu@example.org"], "types": ["seal_break"]},
     )
-    assert status == 201, body
+    assert status == 200, body
     assert body["to"] == ["ketua.ppk@example.org", "bawaslu@example.org"] and body["has_secret"] is False
     assert call(srv, "PUT", "/api/v1/trips/T-E", trip_body("TRK-E", "JBG-KS-0001", "PPK Diwek"))[0] in (200, 201)
     seal_break(mosquitto.port, "TRK-E", -7.5952, 112.2344)  # in desa of kecamatan Diwek

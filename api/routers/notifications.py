@@ -74,26 +74,23 @@ def get_channel(name: ChannelName, principal: Admin, ctx: Ctx) -> ChannelOut:
     "/api/v1/notifications/{name}",
     response_model=ChannelOut,
     summary="Create or replace a channel",
-    responses={**errors(), 201: {"description": "created", "model": ChannelOut}},
+    responses=errors(),
 )
 def put_channel(
     name: ChannelName,
     body: Annotated[ChannelIn, Body(openapi_examples=_EXAMPLES)],
     principal: Admin,
     ctx: Ctx,
-    response: Response,
 ) -> ChannelOut:
     """A webhook gets a signed `POST` per event; an email channel a message in Bahasa Indonesia through
     `KAWAL_SMTP_URL`. `types` and `kecamatan` filter (empty means all); `min_severity` is the least severe
     alert sent. The `secret` is never returned; when a webhook is replaced without one, the stored one is
-    kept. Answers `201` when the channel is new."""
+    kept. Answers `200` with the stored channel, new or replaced (as `PUT /api/v1/trips/{trip_id}` does)."""
     store = _store(ctx)
     try:
-        ch, created = store.put(name, body, principal.name, time.time())
+        ch, _ = store.put(name, body, principal.name, time.time())
     except ValueError as e:
         raise HTTPException(422, str(e)) from e
-    if created:
-        response.status_code = 201
     return store.show(ch)
 
 
