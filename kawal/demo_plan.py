@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from simulators.custody import HandoverSpec, with_early_mismatch
 from simulators.model import Scenario, SimConfig, TrackerSpec, parse_start
 from simulators.planner import Planner
 
@@ -43,8 +44,7 @@ def build_demo_scenario(seed: int, trackers: int, incidents_rate: float, start: 
     return DemoPlanner(seed, trackers, incidents_rate, parse_start(start), SimConfig(legs=legs)).build()
 
 
-def scheduled_handovers(scenario: Scenario) -> list[object]:
-    """The handovers the demo posts while it plays (simulators.custody.HandoverSpec), as the simulated clock
-    passes them. None yet: the chain-of-custody part of the demo adds them here (e.g. the earliest arrivals
-    of `scenario.handovers`)."""
-    return []
+def scheduled_handovers(scenario: Scenario) -> list[HandoverSpec]:
+    """The handovers the demo posts while it plays, as the simulated clock passes them: every arriving
+    crate is signed for (simulators/custody.py), and one of the first officers reads a wrong seal number."""
+    return with_early_mismatch(scenario.handovers)

@@ -125,6 +125,16 @@ def plan_custody(planner: PlanBase, specs: list[TrackerSpec], mismatch_share: fl
     return out
 
 
+def with_early_mismatch(handovers: list[HandoverSpec], within: int = 4) -> list[HandoverSpec]:
+    """The handovers with a wrong seal read among the first `within` (the demo shows one early on)."""
+    out = list(handovers)
+    if len(out) < 3 or any(h.kind != "clean" for h in out[:within]):
+        return out
+    h = out[2]
+    out[2] = HandoverSpec(h.trip_id, h.tracker_id, h.at, h.receiver, [*h.seals[:-1], "KPU-3517-9999999"], "wrong_seal")
+    return out
+
+
 @dataclass
 class HandoverPoster:
     """Posts the scenario's handovers as the publisher's simulated clock passes them (`on_publish`), from
