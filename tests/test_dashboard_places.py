@@ -85,6 +85,14 @@ def test_offline_map_names_kecamatan_and_the_crates_village(fleet: Fleet, open_p
     page.select_option("#f-kecamatan", "Peterongan")
     card.wait_for()
     page.select_option("#f-kecamatan", "")
+    # The fleet panel counts crates by where they are and open alerts by place; a row filters the board.
+    row = page.locator("#place-table tr[data-kecamatan=Peterongan]")
+    row.wait_for()
+    assert row.locator("td").all_text_contents() == ["Peterongan", "1", "1"]
+    row.click()
+    assert page.locator("#f-kecamatan").input_value() == "Peterongan"
+    row.click()
+    assert page.locator("#f-kecamatan").input_value() == ""
 
     # Crate 1: its village is outlined and named on the map, and named in the detail.
     page.click("#crate-list button[data-crate='JBG-KS-0001']")

@@ -1,4 +1,4 @@
-// The fleet summary: state chips, districts table and the crate list.
+// The fleet summary: state chips, districts table, crates and open alerts by kecamatan of place, crate list.
 
 import { STATE_COLORS } from "./mapview.js";
 import { $, activate, CRATE_LIST_LIMIT, h, i18n, invalidate, state, STATES, t } from "./state.js";
@@ -53,6 +53,8 @@ export function renderFleet() {
     ),
   );
 
+  renderPlaces();
+
   const districtChip = $("#fleet-district-chip");
   districtChip.hidden = !state.fleetDistrict;
   districtChip.textContent = `${t("fleet.filtered_by", { d: state.fleetDistrict })} ✕`;
@@ -95,6 +97,34 @@ export function renderFleet() {
   more.hidden = crates.length <= CRATE_LIST_LIMIT;
   more.textContent = t("fleet.more", { n: crates.length - CRATE_LIST_LIMIT });
   if (!state.crates.size) $("#crate-list").append(h("li", { class: "empty small", text: t("fleet.empty") }));
+}
+
+/** Crates by where they are (their last fix) and open alerts by their place, per kecamatan; a click filters
+ * the board by that kecamatan. Kecamatan with neither are left out. */
+function renderPlaces() {
+  const rows = state.summary.by_kecamatan
+    .filter((r) => r.crates || r.open_alerts)
+    .sort((a, b) => b.open_alerts - a.open_alerts || b.crates - a.crates || (!a.kecamatan - !b.kecamatan));
+  $("#place-table tbody").replaceChildren(
+    ...rows.map((r) =>
+      h(
+        "tr",
+        {
+          class: `${r.kecamatan && r.kecamatan === state.filters.kecamatan ? "selected" : ""}${r.open_alerts ? " has-alerting" : ""}`,
+          dataset: { kecamatan: r.kecamatan || "" },
+          ...activate(() => {
+            if (!r.kecamatan) return;
+            state.filters.kecamatan = state.filters.kecamatan === r.kecamatan ? "" : r.kecamatan;
+            $("#f-kecamatan").value = state.filters.kecamatan;
+            invalidate("fleet", "board");
+          }),
+        },
+        h("td", { text: r.kecamatan || t("fleet.no_place") }),
+        h("td", { class: "num", text: i18n.num(r.crates) }),
+        h("td", { class: `num${r.open_alerts ? " alerting" : ""}`, text: i18n.num(r.open_alerts) }),
+      ),
+    ),
+  );
 }
 
 export function chooseDistrict(d) {
