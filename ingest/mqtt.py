@@ -260,7 +260,14 @@ class MqttConsumer:
         if a.username is not None:
             client.username_pw_set(a.username, a.password)
         if a.tls:
-            client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+            s = self.settings
+            # The broker's certificate is always verified: against KAWAL_MQTT_CA_FILE, else the system's CAs.
+            client.tls_set(
+                ca_certs=s.mqtt_ca_file,
+                certfile=s.mqtt_cert_file,
+                keyfile=s.mqtt_key_file,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         if a.transport == "websockets":
             client.ws_set_options(path=a.path)
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)

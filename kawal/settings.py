@@ -77,6 +77,9 @@ class Settings(BaseSettings):
         None, description="password file of `kawal devices`; the embedded broker uses it off loopback"
     )
     mosquitto_acl_file: str | None = Field(None, description="ACL file of `kawal devices` (see above)")
+    mqtt_ca_file: str | None = Field(None, description="CA certificate(s) to verify an mqtts:// broker (PEM)")
+    mqtt_cert_file: str | None = Field(None, description="client certificate for an mqtts:// broker (PEM)")
+    mqtt_key_file: str | None = Field(None, description="private key of the client certificate (PEM)")
 
     # ---- cluster mode (CONTRACT 3.1): several workers on one PostgreSQL and one engine (cluster/) ----
     cluster_url: str | None = Field(None, description="nats:// URL of the engine; unset: one process")
