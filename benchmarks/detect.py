@@ -68,13 +68,14 @@ class Drive:
     cum: np.ndarray  # cumulative metres along the route
 
 
-def make_route(rng: random.Random) -> list[tuple[float, float]]:
-    """A road-like polyline: a straight line to a destination, bent by two sine waves and jitter."""
+def make_route(rng: random.Random, points: int | None = None) -> list[tuple[float, float]]:
+    """A road-like polyline: a straight line to a destination, bent by two sine waves and jitter; 100 to
+    300 points unless `points` says."""
     a = rng.choice(HUBS)
     dist = rng.uniform(5_000, 25_000)
     bearing = rng.uniform(0, 2 * math.pi)
     kx = M_PER_DEG * math.cos(math.radians(a[0]))
-    n = rng.randint(100, 300)
+    n = points or rng.randint(100, 300)
     t = np.linspace(0.0, 1.0, n)
     along = t * dist
     side = (
@@ -87,11 +88,11 @@ def make_route(rng: random.Random) -> list[tuple[float, float]]:
     return [(a[0] + y / M_PER_DEG, a[1] + x / kx) for x, y in zip(east, north, strict=True)]
 
 
-def build_fleet(n: int, seed: int) -> tuple[list[Trip], list[Drive]]:
+def build_fleet(n: int, seed: int, points: int | None = None) -> tuple[list[Trip], list[Drive]]:
     rng = random.Random(seed)
     trips, drives = [], []
     for i in range(n):
-        route = make_route(rng)
+        route = make_route(rng, points)
         trips.append(make_trip(f"T-{i}", f"TRK-{i}", route=route, updated_at=T0))
         lat = np.array([p[0] for p in route])
         lon = np.array([p[1] for p in route])

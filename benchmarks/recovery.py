@@ -31,6 +31,7 @@ from storage import open_database
 BASE = (-7.546, 112.233)
 ROUTE_M = 30_000.0
 SPEED_MS = 11.0
+PHASES = ("into detection in", "state restored in")  # the service's log lines that time its start
 
 
 def _route(i: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -109,13 +110,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         with k:
             healthy = time.perf_counter() - started
-            log = k.log_tail(20_000)
+            log = k.log_tail(200_000)
         return {
             "trackers": args.trackers,
             "minutes": args.minutes,
             **prep,
             "start_to_healthy_s": round(healthy, 2),
-            "replay_line": next((ln for ln in log.splitlines() if "detection state restored" in ln), ""),
+            "phases": [ln.split(": ", 1)[-1] for ln in log.splitlines() if any(p in ln for p in PHASES)],
         }
 
 

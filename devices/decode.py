@@ -249,7 +249,7 @@ def _reading(d: dict[str, Any], tracker_id: str, now: float, extra_keys: frozens
     extra = None
     if not d.keys() <= extra_keys:
         extra = {k: v for k, v in d.items() if k not in extra_keys}
-    return Reading(tracker_id, ts, lat, lon, seq, acc, spd, hdg, bat, cast(SealState | None, seal), extra)
+    return Reading(tracker_id, ts, lat, lon, seq, acc, spd, hdg, bat, cast("SealState | None", seal), extra)
 
 
 def _element_raw(element: object) -> bytes:

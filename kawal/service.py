@@ -186,7 +186,10 @@ class Service:
         """One process: the MQTT consumer feeds the pipeline, one engine detects every tracker."""
         s = self.settings
         engine = DetectionEngine(sink=alerts.apply, config=config)
-        engine.set_trips(trips.list())
+        started = time.perf_counter()
+        trip_list = trips.list()
+        engine.set_trips(trip_list)
+        log.info("%d trips loaded into detection in %.1fs", len(trip_list), time.perf_counter() - started)
         detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)
         self.detector = detector
         restore_started = time.perf_counter()

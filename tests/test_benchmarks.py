@@ -24,6 +24,8 @@ RUNS: list[tuple[str, list[str], str]] = [
     ("latency", ["--background", "100", "--rate", "100", "--probes", "5", "--spacing", "0.05", "--warmup", "1"],
      "p99_ms"),
     ("recovery", ["--trackers", "200", "--minutes", "1"], "start_to_healthy_s"),
+    ("growth", ["--trackers", "50", "100", "--points", "10", "50", "--readings", "600", "--point-trips", "20"],
+     "route points"),
     ("dashboard", ["--crates", "40", "--alerts", "5", "--live-rate", "10", "--live-seconds", "1"], "interactive_ms"),
 ]
 
