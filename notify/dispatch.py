@@ -59,13 +59,16 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop every worker; one blocked in a send is left to finish as a daemon (its delivery stays pending
+        and is sent again after the restart)."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
         for w in list(self._workers.values()):
             w.stop()
         for w in list(self._workers.values()):
-            w.join(timeout)
+            w.join(max(0.0, deadline - time.monotonic()))
 
     def _run(self) -> None:
         """Start a worker per channel, and stop the workers of removed channels."""

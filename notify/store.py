@@ -68,6 +68,9 @@ class NotifyStore:
     def __init__(self, db: Database, audit: AuditLog | None = None) -> None:
         self.db = db
         self.audit = audit
+        # Parsed channels by their stored row: every alert change reads the (small) table, but parses a
+        # channel only when it changed.
+        self._parsed: dict[tuple[str, str, float, float], Channel] = {}
 
     # ---- channels ------------------------------------------------------------------------------
 
@@ -77,7 +80,16 @@ class NotifyStore:
             .execute("SELECT name, body, created_at, updated_at FROM notify_channels ORDER BY name")
             .fetchall()
         )
-        return [_channel(r) for r in rows]
+        out = []
+        for r in rows:
+            key = (str(r["name"]), str(r["body"]), float(r["created_at"]), float(r["updated_at"]))
+            ch = self._parsed.get(key)
+            if ch is None:
+                if len(self._parsed) > 1000:
+                    self._parsed.clear()
+                ch = self._parsed[key] = _channel(r)
+            out.append(ch)
+        return out
 
     def channel(self, name: str) -> Channel | None:
         row = (
