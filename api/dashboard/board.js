@@ -160,7 +160,8 @@ function alertCard(a) {
       "div",
       { class: "alert-foot" },
       h("time", { datetime: a.ts, title: `${t("crate.last_seen")}: ${i18n.dateTime(a.raised_at)}`, text: i18n.when(a.ts) }),
-      h("span", { class: "muted", text: i18n.relative(a.raised_at) }),
+      // How long ago it happened, on the service's clock (the demo's simulated day reads consistently).
+      h("span", { class: "muted alert-age", text: i18n.relative(a.ts) }),
       canAct() && a.status !== "resolved"
         ? h(
             "span",
@@ -189,14 +190,18 @@ const DETAIL_KEYS = {
   signal_lost: ["silent_s", "max_silence_min", "status"],
   unexpected_movement: ["zone", "distance_m"],
   wrong_destination: ["zone", "stopped_min"],
-  overdue: ["destination"],
+  overdue: ["late_s", "destination"],
   gps_jump: ["distance_km", "speed_kmh"],
   low_battery: ["bat", "threshold"],
 };
 
 /** A few details of the alert with units, e.g. "jarak 420 m · koridor 200 m". */
 function detailLine(a) {
-  const details = a.details || {};
+  const details = { ...(a.details || {}) };
+  if (a.type === "overdue" && a.status !== "resolved" && Number.isFinite(details.arrive_by)) {
+    // How late the crate is now: the service's clock past the trip's arrive_by.
+    details.late_s = i18n.now() / 1000 - details.arrive_by;
+  }
   const keys = DETAIL_KEYS[a.type] || Object.keys(details).slice(0, 3);
   const parts = [];
   for (const k of keys) {
@@ -224,6 +229,7 @@ function lastAction(a) {
 
 function formatDetail(type, k, v) {
   if (typeof v === "number" && Number.isFinite(v)) {
+    if (k === "late_s") return i18n.duration(v);
     if (k.endsWith("_km")) return i18n.distance(v * 1000);
     if (k.endsWith("_m")) return i18n.distance(v);
     if (k.endsWith("_min")) return `${i18n.num(v, 1)} ${t("unit.min")}`;

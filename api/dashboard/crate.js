@@ -113,13 +113,13 @@ export function renderDetail() {
       "div",
       { class: "detail-buttons" },
       h("button", {
-        type: "button", class: "btn btn-sm btn-ghost", text: t("action.fit"),
+        type: "button", class: "btn btn-sm btn-fit", text: t("action.fit"),
         onclick: () => {
           setView("map");
           map.fitSelection();
         },
       }),
-      h("button", { type: "button", class: "btn btn-sm btn-ghost", text: t("action.close"), onclick: closeCrate }),
+      h("button", { type: "button", class: "btn btn-sm btn-close", text: t("action.close"), onclick: closeCrate }),
     ),
   );
 

@@ -10,6 +10,7 @@ export class I18n {
   constructor() {
     this.lang = "id";
     this.dicts = {};
+    this.now = () => Date.now(); // the session points this at the service's clock (serviceclock.js)
   }
 
   async load(lang) {
@@ -59,19 +60,19 @@ export class I18n {
   }
 
   /** Time of day only when it is today in Jakarta, else date and time. */
-  when(value, now = new Date()) {
+  when(value, now = new Date(this.now())) {
     const d = toDate(value);
     if (!d) return "—";
     const sameDay = this.fmtDay.format(d) === this.fmtDay.format(now);
     return sameDay ? `${this.fmtTime.format(d)} ${this.t("time.zone")}` : this.dateTime(d);
   }
 
-  clock(now = new Date()) {
+  clock(now = new Date(this.now())) {
     return `${this.fmtTime.format(now)} ${this.t("time.zone")}`;
   }
 
-  /** "5 mnt lalu" / "5 min ago". */
-  relative(value, now = Date.now()) {
+  /** "5 mnt lalu" / "5 min ago", against the service's clock (`now`, set by the session). */
+  relative(value, now = this.now()) {
     const d = toDate(value);
     if (!d) return "";
     const s = Math.round((d.getTime() - now) / 1000);
@@ -80,6 +81,12 @@ export class I18n {
     if (a < 45 * 60) return this.fmtRel.format(Math.round(s / 60), "minute");
     if (a < 36 * 3600) return this.fmtRel.format(Math.round(s / 3600), "hour");
     return this.fmtRel.format(Math.round(s / 86400), "day");
+  }
+
+  /** A duration in seconds: "25 mnt", "2,5 jam" / "25 min", "2.5 h". */
+  duration(s) {
+    const min = Math.max(0, s) / 60;
+    return min < 90 ? `${this.num(min)} ${this.t("unit.min")}` : `${this.num(min / 60, 1)} ${this.t("unit.hour")}`;
   }
 
   num(n, digits = 0) {

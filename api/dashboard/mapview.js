@@ -112,6 +112,12 @@ export class MapView {
     row(line("legend-planned"), t("map.planned"));
     row(line("legend-actual"), t("map.actual"));
     row(L.DomUtil.create("span", "legend-pin"), t("map.alert"));
+    // The selected trip's origin and destination zones, drawn as rings and labelled on the map.
+    for (const end of ["origin", "destination"]) {
+      const ring = L.DomUtil.create("span", `legend-ring legend-${end}`);
+      ring.style.borderColor = ZONE_COLORS[end];
+      row(ring, t(`map.${end}`));
+    }
     if (this.places.bounds) {
       // The choropleth's steps in one row: 0, 1, 2–4, 5+ open alerts in the kecamatan.
       const scale = L.DomUtil.create("span", "legend-scale");
@@ -175,7 +181,7 @@ export class MapView {
     }
     if (!this.fitted && bounds.length) {
       this.fitted = true;
-      this.map.fitBounds(bounds, { padding: [40, 40], maxZoom: 14 });
+      this.map.fitBounds(bounds, { paddingTopLeft: [40, 40], paddingBottomRight: [40, 64], maxZoom: 14 });
     }
     this.updateSelectedRing();
   }
@@ -231,8 +237,14 @@ export class MapView {
         L.circle([z.lat, z.lon], {
           renderer: r, radius: z.radius_m || 150, className: `kawal-zone ${cls}`, color, weight: 1.5, fillOpacity: 0.15,
         }).bindTooltip(z.name || "", { direction: "top" });
-      this.tripLayer.addLayer(zone(trip.origin, "kawal-origin", ZONE_COLORS.origin));
-      this.tripLayer.addLayer(zone(trip.destination, "kawal-destination", ZONE_COLORS.destination));
+      // Origin and destination say what they are on the map itself, not only on hover.
+      const end = (z, kind) =>
+        zone(z, `kawal-${kind}`, ZONE_COLORS[kind]).unbindTooltip().bindTooltip(
+          `${this.i18n.t(`map.${kind}`)}: ${z.name || ""}`,
+          { permanent: true, direction: "top", className: `zone-label zone-label-${kind}`, offset: [0, -6] },
+        );
+      this.tripLayer.addLayer(end(trip.origin, "origin"));
+      this.tripLayer.addLayer(end(trip.destination, "destination"));
       for (const s of trip.stops || []) this.tripLayer.addLayer(zone(s, "kawal-stop", ZONE_COLORS.stop));
       this.tripLayer.addLayer(
         L.polyline(trip.route, {
@@ -280,7 +292,11 @@ export class MapView {
   fitSelection(include = []) {
     const b = this.tripLayer.getBounds();
     for (const p of include) b.extend(p);
-    if (b.isValid()) this.map.fitBounds(b, { padding: [36, 36], maxZoom: 16 });
+    // Room at the top for the zone labels and at the bottom for the scale bar and the legend (when open), so
+    // neither covers a marker of the trip.
+    const legend = this.legend.getContainer();
+    const bottom = legend && legend.open ? Math.max(64, legend.offsetHeight + 24) : 64;
+    if (b.isValid()) this.map.fitBounds(b, { paddingTopLeft: [36, 48], paddingBottomRight: [36, bottom], maxZoom: 16 });
   }
 
   focus(lat, lon, zoom = 15) {

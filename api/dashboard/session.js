@@ -22,6 +22,7 @@ import { mergeAlert, onStreamEvent, unlockAudio } from "./live.js";
 import { renderFilters, selectAlert } from "./board.js";
 import { refreshSelected, selectCrate } from "./crate.js";
 import { followAlertLinks } from "./deliveries.js";
+import { CLOCK_SYNC_MS, serviceClockKind, serviceNow, syncServiceClock } from "./serviceclock.js";
 import { renderConnection, renderRole, renderSound, tickClock, toggleLanguage, wireUi } from "./views.js";
 
 let stream = null;
@@ -118,10 +119,12 @@ function startApp() {
   wireUi();
   renderFilters();
   renderSound();
+  i18n.now = serviceNow;
   tickClock();
   setInterval(tickClock, 1000);
-  // Relative times ("5 min ago") age; redraw them now and then.
+  // Relative times ("5 min ago") age; redraw them now and then (often when the service's clock runs fast).
   setInterval(() => invalidate("board", "detail"), 30000);
+  setInterval(syncClock, CLOCK_SYNC_MS);
 
   setMap(
     new MapView($("#map"), {
@@ -149,9 +152,19 @@ function startApp() {
   }, FLEET_REFRESH_MS);
 }
 
+async function syncClock() {
+  try {
+    syncServiceClock(await state.api.get("/config"));
+    if (serviceClockKind() === "event") invalidate("board", "detail", "fleet");
+  } catch {
+    // the next sync tries again; the connection indicator already tells of an unreachable service
+  }
+}
+
 async function loadConfig() {
   try {
     const cfg = await state.api.get("/config");
+    syncServiceClock(cfg);
     if (cfg && cfg.tile_url) map.setTiles(cfg.tile_url, cfg.tile_attribution);
     // The kecamatan and desa boundaries: the base map when there are no tiles, and the choropleth.
     map.setBoundaries(await state.api.get("/boundaries"));

@@ -5,6 +5,7 @@ import { leave } from "./session.js";
 import { unlockAudio } from "./live.js";
 import { cancelAction, renderFilters, submitAction } from "./board.js";
 import { chooseDistrict } from "./fleet.js";
+import { serviceClockKind } from "./serviceclock.js";
 
 // ---------------------------------------------------------------- chrome: views, language, clock, sound
 
@@ -116,8 +117,11 @@ export function renderConnection(s) {
 }
 
 export function tickClock() {
-  const now = new Date();
+  // The service's clock: in a replay or the demo, the simulated time that every age on the page uses.
+  const now = new Date(i18n.now());
   const el = $("#clock");
   el.textContent = i18n.clock(now);
   el.dateTime = now.toISOString();
+  el.title = t(serviceClockKind() === "event" ? "time.event_clock" : "time.wall_clock");
+  el.classList.toggle("event-clock", serviceClockKind() === "event");
 }
