@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from gpiozero.pins.mock import MockFactory
 
+from devices.agent.battery import Battery
 from devices.agent.config import AgentConfig, load_config
 from devices.agent.gpsd import ACC_PER_SIGMA, FixAssembler, accuracy
 from devices.agent.queue import ReadingQueue
@@ -267,3 +268,26 @@ def test_config_rejects_bad_values(tmp_path: Path) -> None:
         load_config(p)
     result = CliRunner().invoke(cli, ["agent", "--config", str(p)])
     assert result.exit_code != 0 and "unknown" in result.output
+
+
+def test_battery_from_a_sysfs_style_file(tmp_path: Path) -> None:
+    capacity = tmp_path / "capacity"
+    capacity.write_text("87\n")
+    assert Battery(capacity).percent() == 87.0
+    capacity.write_text("104\n")  # some gauges overshoot when charging
+    assert Battery(capacity).percent() == 100.0
+    capacity.write_text("garbage\n")
+    assert Battery(capacity).percent() is None
+    assert Battery(tmp_path / "absent").percent() is None
+    assert Battery(None).percent() is None
+
+
+@pytest.mark.skipif(
+    Path("/proc/device-tree/model").exists() or "GPIOZERO_PIN_FACTORY" in os.environ, reason="GPIO pins available"
+)
+def test_agent_without_gpio_says_how_to_run_without_a_seal(tmp_path: Path) -> None:
+    p = tmp_path / "a.toml"
+    p.write_text(f'tracker_id = "A"\nbroker_url = "mqtt://127.0.0.1:1"\nqueue_path = "{tmp_path / "q.db"}"\n')
+    result = CliRunner().invoke(cli, ["agent", "--config", str(p)])
+    assert result.exit_code == 1
+    assert 'seal_pin = ""' in result.output

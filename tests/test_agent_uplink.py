@@ -3,9 +3,11 @@ a seal change at once and only once, store and forward while the broker is away,
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from gpiozero.pins.mock import MockFactory
 from devices.agent.agent import Agent
 from devices.agent.queue import ReadingQueue
 from tests.agent_harness import Observer, agent_config
-from tests.servers import Mosquitto, wait_for
+from tests.servers import Mosquitto, free_port, wait_for
 from tests.test_agent_parts import bounce
 
 
@@ -101,3 +103,86 @@ def test_broker_away_readings_queue_then_arrive_once_in_batches(
     assert max(len(b) for b in batches) == 7  # up to batch_max readings per message
     assert any(r.get("seal") == "tampered" for r in readings)
     assert ReadingQueue(run.agent.cfg.queue_path, 10).size() == 0  # all acknowledged: nothing left to send
+
+
+def _tls_files(d: Path) -> tuple[Path, Path, Path]:
+    """A private CA and a server certificate for 127.0.0.1, made with openssl."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (d / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Kawal test CA",
+    )
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", "/CN=127.0.0.1")
+    ext = d / "ext.cnf"
+    ext.write_text("subjectAltName = IP:127.0.0.1\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
+    return ca, cert, key
+
+
+def test_mqtts_with_the_provisioned_ca(mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed")
+    ca, cert, key = _tls_files(tmp_path / "tls")
+    tls_port = free_port()
+    broker = mosquitto_factory(f"listener {tls_port} 127.0.0.1\ncafile {ca}\ncertfile {cert}\nkeyfile {key}\n")
+    observer = Observer(broker.port, "AGT-0001").start()  # on the plain listener
+    run = Running(
+        tmp_path,
+        tls_port,
+        broker_url=f"mqtts://127.0.0.1:{tls_port}",
+        ca_file=ca,
+        interval_s=3600.0,
+        moving_interval_s=60.0,
+    )
+    try:
+        wait_for(lambda: len(observer.readings()) >= 1, timeout=20, what="a reading over TLS")
+        assert observer.readings()[0]["seal"] == "closed"
+    finally:
+        run.stop()
+        observer.stop()
+    # Without the CA the broker's certificate is not trusted: nothing is sent.
+    untrusted = Running(
+        tmp_path / "other",
+        tls_port,
+        broker_url=f"mqtts://127.0.0.1:{tls_port}",
+        interval_s=3600.0,
+        moving_interval_s=60.0,
+    )
+    try:
+        time.sleep(2.0)
+        assert not untrusted.agent.uplink.connected.is_set()
+        assert untrusted.agent.store.size() == 1  # the start-up reading waits in the queue
+    finally:
+        untrusted.stop()

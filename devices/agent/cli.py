@@ -18,6 +18,7 @@ import click
 )
 def agent(config_path: Path) -> None:
     """Run the tracker agent: gpsd fixes and the GPIO seal, published to Kawal over MQTT."""
+    from gpiozero.exc import GPIOZeroError
     from pydantic import ValidationError
 
     from devices.agent.agent import Agent
@@ -27,7 +28,13 @@ def agent(config_path: Path) -> None:
         cfg = load_config(config_path)
     except (ValidationError, ValueError, OSError) as e:
         raise click.ClickException(f"{config_path}: {e}") from e
-    runner = Agent(cfg)
+    try:
+        runner = Agent(cfg)
+    except GPIOZeroError as e:
+        raise click.ClickException(
+            f"seal contacts on {cfg.seal_pin}/{cfg.tamper_pin}: {e}. Without a seal contact fitted, set "
+            'seal_pin = "" (and tamper_pin = ""); GPIOZERO_PIN_FACTORY=mock tries the agent without a board.'
+        ) from e
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: runner.stop())
     runner.run()

@@ -16,6 +16,7 @@ import logging
 import queue
 import ssl
 import threading
+import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -25,6 +26,7 @@ from devices.agent.queue import ReadingQueue
 
 log = logging.getLogger(__name__)
 
+ACK_TIMEOUT_S = 60.0  # a connection that acknowledges nothing for this long is not acknowledging our messages
 MAX_PAYLOAD = 250_000  # bytes, under the server's 256 KiB limit (CONTRACT 1.1)
 
 
@@ -33,9 +35,10 @@ class Uplink:
         self.cfg = cfg
         self.store = store
         self.acks: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self.inflight: dict[int, tuple[int, int, int]] = {}  # mid -> (first id, last id, readings)
+        self.inflight: dict[int, tuple[int, int, int, float]] = {}  # mid -> (first id, last id, readings, sent)
         self.sent_upto = 0  # highest queue id handed to paho
         self.connected = threading.Event()
+        self.connected_at = 0.0  # monotonic time the agent's thread first saw the current connection
         self.batches_sent = 0
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -48,7 +51,7 @@ class Uplink:
         if cfg.tls:
             self.client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
         self.client.will_set(cfg.status_topic, "offline", qos=1, retain=True)
-        self.client.max_inflight_messages_set(cfg.inflight_max)
+        self.client.max_inflight_messages_set(cfg.inflight_max + 2)  # room for the status messages
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -90,7 +93,12 @@ class Uplink:
                 self.store.remove(span[0], span[1])
                 acked += span[2]
         if not self.connected.is_set():
+            self.connected_at = 0.0
             return acked
+        now = time.monotonic()
+        if self.connected_at == 0.0:
+            self.connected_at = now
+        self._expire(now)
         while len(self.inflight) < self.cfg.inflight_max:
             rows = self.store.peek(self.sent_upto, self.cfg.batch_max)
             if not rows:
@@ -100,7 +108,7 @@ class Uplink:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 # Not sent (the connection just dropped): paho keeps it and sends it after reconnecting.
                 log.info("publish deferred: %s", mqtt.error_string(info.rc))
-            self.inflight[info.mid] = (rows[0][0], rows[used - 1][0], used)
+            self.inflight[info.mid] = (rows[0][0], rows[used - 1][0], used, now)
             self.sent_upto = rows[used - 1][0]
             if used > 1:
                 self.batches_sent += 1
@@ -108,6 +116,17 @@ class Uplink:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
         return acked
+
+    def _expire(self, now: float) -> None:
+        """A safety valve: if a PUBACK has not come ACK_TIMEOUT_S into a connection, stop waiting for it and
+        send the queue again from its start (the server drops what it already has by `seq`)."""
+        oldest = min((sent for *_, sent in self.inflight.values()), default=now)
+        if now - max(oldest, self.connected_at) > ACK_TIMEOUT_S:
+            log.warning(
+                "no PUBACK for %d messages in %.0f s; sending the queue again", len(self.inflight), ACK_TIMEOUT_S
+            )
+            self.inflight.clear()
+            self.sent_upto = 0
 
     @staticmethod
     def _payload(rows: list[tuple[int, str]]) -> tuple[str, int]:
