@@ -77,6 +77,7 @@ class TripInfo:
     dest_lon: float
     dest_radius_m: float
     district: str  # the trip's `district` field, else its destination's name
+    handover_at: float | None = None  # the trip ended then (CONTRACT 2.6): the crate is in storage after
 
 
 def _district(value: Any, destination: str) -> str:
@@ -102,6 +103,7 @@ def _trip_info(r: Sequence[Any]) -> TripInfo:
         float(d["lon"]),
         float(d["radius_m"]),
         _district(body.get("district"), dest),
+        None if body.get("handover_at") is None else parse_time(body["handover_at"]),
     )
 
 
@@ -228,6 +230,8 @@ def crate_state(trip: TripInfo | None, tracker_state: Sequence[Any] | None, open
         return "alerting"
     if trip is None or now < trip.depart_after:
         return "in_storage"
+    if trip.handover_at is not None and now >= trip.handover_at:
+        return "arrived"  # signed for: the crate is in storage at its destination
     k = tracker_state
     if (
         k is not None

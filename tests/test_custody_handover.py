@@ -19,7 +19,21 @@ from storage import Database
 from tests.api_harness import Harness, make_harness, trip_body
 from tests.backends import Backend
 
-DEPART = 1_732_060_800.0  # 2024-11-20T00:00:00Z
+DEPART = 1_732_060_800.0
+
+
+class FixedClock:
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self) -> float:
+        return self._now
+
+    def observe(self, ts: float) -> None:
+        return None
+
+
+# 2024-11-20T00:00:00Z
 DEST = (-7.5850, 112.2300)  # PPK Diwek, radius 150 m
 SEALS = ["KPU-3517-0001234", "KPU-3517-0001235"]
 
@@ -73,6 +87,10 @@ def test_clean_handover_is_recorded_audited_and_ends_the_trip(api: tuple[Harness
     trip = client.get("/api/v1/trips/T-1", headers=h.headers("viewer")).json()
     assert trip["handover_at"] == "2024-11-20T01:00:00.000Z"
     assert h.trip_changes[-1].handover_at == DEPART + 3600
+    # The crate is in storage at its destination now, though its latest fix is far away.
+    h.ctx.clock = FixedClock(DEPART + 9500)
+    crate = client.get("/api/v1/crates/C-1", headers=h.headers("viewer")).json()
+    assert crate["state"] == "arrived"
     # Replacing the plan keeps the handover.
     _trip(h, client, "T-1", "TRK-1", "C-1", seals=SEALS, corridor_m=300)
     assert client.get("/api/v1/trips/T-1", headers=h.headers("viewer")).json()["handover_at"] == trip["handover_at"]
