@@ -63,7 +63,9 @@ TAGS = [
 ]
 
 
-def create_app(ctx: AppContext, *, sse_ping_s: float = 15.0, crate_cache_s: float = 2.0) -> FastAPI:
+def create_app(
+    ctx: AppContext, *, sse_ping_s: float = 15.0, crate_cache_s: float = 2.0, sse_send_timeout_s: float | None = None
+) -> FastAPI:
     app = FastAPI(
         title="Kawal API",
         version=__version__,
@@ -73,6 +75,8 @@ def create_app(ctx: AppContext, *, sse_ping_s: float = 15.0, crate_cache_s: floa
     )
     app.state.ctx = ctx
     app.state.sse_ping_s = sse_ping_s
+    # A stalled stream client is dropped after this; the others are not held up by it.
+    app.state.sse_send_timeout_s = sse_send_timeout_s or ctx.settings.sse_send_timeout_s
     app.state.crate_cache = CrateCache(ttl_s=crate_cache_s)
     for module in (trips, alerts, crates, custody, trackers, tokens, rejected, meta, ops, boundaries, notifications):
         app.include_router(module.router)

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     mqtt_ca_file: str | None = Field(None, description="CA certificate(s) to verify an mqtts:// broker (PEM)")
     mqtt_cert_file: str | None = Field(None, description="client certificate for an mqtts:// broker (PEM)")
     mqtt_key_file: str | None = Field(None, description="private key of the client certificate (PEM)")
+    sse_send_timeout_s: float = Field(
+        30.0, gt=0, description="an alert-stream client that takes no bytes for this long is dropped"
+    )
 
     # ---- cluster mode (CONTRACT 3.1): several workers on one PostgreSQL and one engine (cluster/) ----
     cluster_url: str | None = Field(None, description="nats:// URL of the engine; unset: one process")

@@ -19,7 +19,6 @@ from api.schemas import ALERT_EXAMPLE, AlertList, NoteIn
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 REPLAY_PAGE = 500
-SEND_TIMEOUT_S = 30.0  # a client that takes no bytes for this long is dropped
 RETRY_MS = 2000  # the reconnection delay suggested to EventSource clients
 
 AlertId = Annotated[str, Path(max_length=64, description="alert id", examples=["01JDB7Z3Q5M9X8Y2K4N6P0R1ST"])]
@@ -130,11 +129,12 @@ async def stream_alerts(
     `Last-Event-ID` (the browser's EventSource does it by itself) to get every change that was missed,
     in order; without it the stream starts with an id-only event that tells the client its position.
     A client that reads too slowly is caught up from the stored changes instead of queueing
-    without bound; one that reads nothing for 30 s is disconnected."""
+    without bound; one that takes no bytes for KAWAL_SSE_SEND_TIMEOUT_S (30 s) is disconnected."""
     resume = _event_id(last_event_id_header)
     if resume is None:
         resume = last_event_id
     ping_s: float = request.app.state.sse_ping_s
+    send_timeout_s: float = request.app.state.sse_send_timeout_s
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         sub = ctx.broadcaster.subscribe()  # before reading the position: no change can fall in between
@@ -180,7 +180,7 @@ async def stream_alerts(
             ctx.metrics.sse_clients.dec()
 
     return EventSourceResponse(
-        events(), ping=ping_s, send_timeout=SEND_TIMEOUT_S, headers={"Cache-Control": "no-store"}
+        events(), ping=ping_s, send_timeout=send_timeout_s, headers={"Cache-Control": "no-store"}
     )
 
 
