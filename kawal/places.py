@@ -71,14 +71,17 @@ class Area:
 class Places:
     def __init__(self, collection: dict[str, Any], source: str = "<memory>") -> None:
         self.source = source
-        self.attribution: str | None = collection.get("attribution")
+        attribution = collection.get("attribution")
+        self.attribution: str | None = attribution if isinstance(attribution, str) else None
         features = collection.get("features") if collection.get("type") == "FeatureCollection" else None
         if not isinstance(features, list):
             raise PlacesError(f"{source}: not a GeoJSON FeatureCollection")
         kec: list[Area] = []
         desa_raw: list[tuple[dict[str, Any], BaseGeometry]] = []
         for i, f in enumerate(features):
-            props = f.get("properties") or {} if isinstance(f, dict) else {}
+            props = f.get("properties") if isinstance(f, dict) else None
+            if not isinstance(props, dict):
+                continue
             level = props.get("level")
             if level not in ("kecamatan", "desa"):
                 continue
@@ -103,6 +106,10 @@ class Places:
         self.desa: list[Area] = desa
         if not kec:
             raise PlacesError(f"{source}: no kecamatan polygons (features with properties.level = 'kecamatan')")
+        codes = [a.code for a in [*kec, *desa]]
+        if len(set(codes)) != len(codes):
+            twice = sorted({c for c in codes if codes.count(c) > 1})
+            raise PlacesError(f"{source}: area codes must be unique; repeated: {', '.join(twice[:5])}")
         self._places: dict[str, Place] = {a.code: self._place(a) for a in [*kec, *desa]}
         self._geojson: bytes | None = None
         self._build_grid()

@@ -110,3 +110,15 @@ def test_test_tools_are_not_runtime_dependencies(installed: Path, tmp_path: Path
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_boundaries_and_their_attribution(installed: Path, tmp_path: Path) -> None:
+    """kawal/data/ is package data: the places of alerts work from the installed wheel alone."""
+    code = (
+        "import importlib.resources as r; from kawal.places import load_places; p = load_places(); "
+        "print(len(p.kecamatan), len(p.desa), 'Cahya DSN' in r.files('kawal').joinpath('data/README.md').read_text())"
+    )
+    r = _run([str(installed / "bin" / "python"), "-c", code], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["21", "306", "True"]

@@ -146,6 +146,18 @@ def test_another_regency_from_kawal_boundaries(tmp_path: Path, monkeypatch: pyte
             ' "code": "1"}, "geometry": {"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]]}}]}',
             "'code' and 'name'",
         ),
+        (
+            '{"type": "FeatureCollection", "features": ['
+            + ",".join(
+                2
+                * [
+                    '{"type": "Feature", "properties": {"level": "kecamatan", "code": "1", "name": "A"}, '
+                    '"geometry": {"type": "Polygon", "coordinates": [[[0,0],[1,0],[1,1],[0,0]]]}}'
+                ]
+            )
+            + ', 7, {"properties": [1]}]}',
+            "repeated: 1",
+        ),
     ],
 )
 def test_an_unusable_boundaries_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
