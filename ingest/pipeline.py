@@ -24,6 +24,7 @@ from typing import Protocol
 from devices.decode import INTERNAL_ERROR, Decoded, Rejection, decode_message
 from devices.reading import Reading
 from devices.registry import TrackerRegistry
+from ingest.flood import FloodGuard
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.readings import ReadingStore
 from kawal.backoff import Backoff
@@ -87,6 +88,7 @@ class _Item:
 
 
 _STOP = object()
+_DROPPED = Decoded("telemetry", None)  # nothing to store: a flood message over the tracker's limit
 
 
 class IngestPipeline:
@@ -103,6 +105,7 @@ class IngestPipeline:
         ack_many: Callable[[Sequence[InboundMessage]], None] | None = None,
         linger_s: float | None = None,
         detect_batch: Callable[[Sequence[tuple[InboundMessage, Decoded]], Sequence[Reading]], None] | None = None,
+        flood: FloodGuard | None = None,
     ) -> None:
         self.db = db
         self.readings = readings
@@ -122,6 +125,7 @@ class IngestPipeline:
         # Cluster mode: the detector takes every decoded message of a stored batch (with the readings new to
         # the store), in place of process/on_status: a replay after a failover is new to it, not to the store.
         self.detect_batch = detect_batch
+        self.flood = flood  # counts (and may drop) a tracker's messages beyond its rate (ingest/flood.py)
         self._event_clock = isinstance(clock, EventClock)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -247,7 +251,11 @@ class IngestPipeline:
     def _handle_batch(self, batch: list[InboundMessage], t0: float) -> None:
         self.metrics.messages_received.inc(len(batch))
         now = time.time()
-        items = [_Item(m, self._decode(m, now)) for m in batch]
+        flood = self.flood
+        if flood is None:
+            items = [_Item(m, self._decode(m, now)) for m in batch]
+        else:  # a dropped flood message decodes to nothing, and is acknowledged with its batch
+            items = [_Item(m, self._decode(m, now) if flood.admit(m.topic, m.received_at) else _DROPPED) for m in batch]
         new = self._store_with_retry(items, now)
         if new is None:
             return  # stopping while storage is failing: nothing acknowledged, the broker redelivers

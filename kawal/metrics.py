@@ -42,6 +42,9 @@ class Metrics:
             "kawal_http_request_seconds", "HTTP request duration", ["method", "route"], registry=r
         )
         self.sse_clients = Gauge("kawal_sse_clients", "Connected alert-stream clients", registry=r)
+        self.flood_messages = Counter(
+            "kawal_flood_messages", "Messages beyond their tracker's rate, dropped or not", registry=r
+        )
         self.detector_errors = Counter(
             "kawal_detector_errors", "Exceptions raised by the detection engine (logged, never fatal)", registry=r
         )

@@ -25,6 +25,7 @@ from api.app import create_app
 from api.auth import TokenStore
 from api.deps import AppContext
 from devices.registry import TrackerRegistry
+from ingest.flood import FloodGuard
 from ingest.influx import InfluxForwarder
 from ingest.mqtt import MqttConsumer
 from ingest.pipeline import IngestPipeline
@@ -224,6 +225,7 @@ class Service:
             self.metrics,
             self.consumer.ack,
             tick_interval_s=s.tick_interval_s,
+            flood=FloodGuard(s.flood_rate_per_s, s.flood_burst, s.flood_drop, self.metrics),
         )
         self.health.consumer = self.consumer
         self.health.pipeline = self.pipeline

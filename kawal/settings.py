@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     mqtt_ca_file: str | None = Field(None, description="CA certificate(s) to verify an mqtts:// broker (PEM)")
     mqtt_cert_file: str | None = Field(None, description="client certificate for an mqtts:// broker (PEM)")
     mqtt_key_file: str | None = Field(None, description="private key of the client certificate (PEM)")
+    flood_rate_per_s: float = Field(20.0, gt=0, description="messages a second one tracker may send on average")
+    flood_burst: float = Field(600.0, ge=1, description="messages one tracker may send at once (a backlog)")
+    flood_drop: bool = Field(False, description="drop a tracker's messages beyond its rate, instead of only counting")
     sse_send_timeout_s: float = Field(
         30.0, gt=0, description="an alert-stream client that takes no bytes for this long is dropped"
     )
