@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     )
     notify_poll_s: float = Field(0.25, gt=0, description="how often a channel's worker looks for new deliveries")
     notify_retry_min_s: float = Field(1.0, gt=0, description="first retry delay of a failed delivery")
-    notify_retry_max_s: float = Field(300.0, gt=0, description="longest retry delay of a failed delivery")
+    notify_retry_max_s: float = Field(60.0, gt=0, description="longest retry delay of a failed delivery")
     notify_timeout_s: float = Field(10.0, gt=0, description="time a receiver or SMTP server has to answer")
 
     # Hardening: health bounds, TLS to the broker, per-tracker flood limit.

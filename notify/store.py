@@ -85,9 +85,14 @@ class NotifyStore:
             key = (str(r["name"]), str(r["body"]), float(r["created_at"]), float(r["updated_at"]))
             ch = self._parsed.get(key)
             if ch is None:
+                try:
+                    ch = _channel(r)
+                except ValueError:  # a row edited by hand: skip it rather than fail the alert change
+                    log.exception("notification channel %r is unreadable; skipped", key[0])
+                    continue
                 if len(self._parsed) > 1000:
                     self._parsed.clear()
-                ch = self._parsed[key] = _channel(r)
+                self._parsed[key] = ch
             out.append(ch)
         return out
 

@@ -185,3 +185,16 @@ def test_kecamatan_by_place_then_destination() -> None:
     assert in_kecamatan(["Peterongan"], None, "Kantor PPK Peterongan, Jombang")
     assert not in_kecamatan(["Diwek"], None, "PPK Diwekan")
     assert not in_kecamatan(["Diwek"], None, None)
+
+
+def test_an_unreadable_channel_row_never_blocks_an_alert(database: Database) -> None:
+    alerts, notify = _stores(database)
+    notify.put("good", _webhook(), "test", time.time())
+    with database.write() as c:
+        c.execute(
+            "INSERT INTO notify_channels (name, kind, body, created_at, updated_at) VALUES ('bad', 'webhook', ?, 0, 0)",
+            ('{"kind": "pager"}',),
+        )
+    a = alerts.apply(_raise(AlertType.SEAL_BREAK, "TRK-1"))
+    assert a is not None and alerts.get(a.id) is not None
+    assert notify.depth() == {"good": 1}
