@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from click.testing import CliRunner, Result
+
+from kawal.cli import cli
 from tests.notify_helpers import Receiver, verify
 
 
-def _kawal(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
-    env["KAWAL_DB"] = str(tmp / "kawal.db")
-    return subprocess.run(
-        [sys.executable, "-m", "kawal", "notify", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+def _kawal(tmp: Path, *args: str) -> Result:
+    """`kawal notify ...` through click, in this process (as a shell would run it, minus the start-up)."""
+    return CliRunner().invoke(cli, ["notify", *args], env={"KAWAL_DB": str(tmp / "kawal.db")})
 
 
 def test_add_list_test_remove(tmp_path: Path) -> None:
@@ -38,15 +35,14 @@ def test_add_list_test_remove(tmp_path: Path) -> None:
             "--escalate-after-min",
             "15",
         )
-        assert added.returncode == 0, added.stderr
+        assert added.exit_code == 0, added.stderr
         secret = added.stdout.strip()
         assert len(secret) >= 32 and "created" in added.stderr
         assert (
-            _kawal(tmp_path, "add", "mail", "--email", "ketua@example.org", "--min-severity", "critical").returncode
-            == 0
+            _kawal(tmp_path, "add", "mail", "--email", "ketua@example.org", "--min-severity", "critical").exit_code == 0
         )
         bad = _kawal(tmp_path, "add", "bad", "--email", "not-an-address")
-        assert bad.returncode != 0 and "not an email address" in bad.stderr
+        assert bad.exit_code != 0 and "not an email address" in bad.stderr
 
         listed = [json.loads(line) for line in _kawal(tmp_path, "list", "--json").stdout.splitlines()]
         assert [(c["name"], c["kind"]) for c in listed] == [("mail", "email"), ("ppk-diwek", "webhook")]
@@ -54,17 +50,17 @@ def test_add_list_test_remove(tmp_path: Path) -> None:
         assert secret not in json.dumps(listed)
 
         sent = _kawal(tmp_path, "test", "ppk-diwek")
-        assert sent.returncode == 0, sent.stderr
+        assert sent.exit_code == 0, sent.stderr
         (got,) = receiver.events()
         assert got.event == "test" and got.alert["details"]["test"] is True
         assert verify(secret, got.body, got.headers["X-Kawal-Signature"])
 
         receiver.stop()
         failed = _kawal(tmp_path, "test", "ppk-diwek")
-        assert failed.returncode == 1 and "NOT delivered" in failed.stderr
+        assert failed.exit_code == 1 and "NOT delivered" in failed.stderr
 
-        assert _kawal(tmp_path, "remove", "ppk-diwek").returncode == 0
-        assert _kawal(tmp_path, "remove", "ppk-diwek").returncode != 0
+        assert _kawal(tmp_path, "remove", "ppk-diwek").exit_code == 0
+        assert _kawal(tmp_path, "remove", "ppk-diwek").exit_code != 0
         assert [json.loads(x)["name"] for x in _kawal(tmp_path, "list", "--json").stdout.splitlines()] == ["mail"]
     finally:
         receiver.stop()

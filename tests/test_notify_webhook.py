@@ -114,6 +114,7 @@ def test_receiver_fails_then_is_down_then_back_gets_every_event_in_order(
         slow.stop()
 
 
+@pytest.mark.slow
 def test_kill9_with_pending_deliveries_then_restart_delivers_them(
     backend: Backend, mosquitto: Mosquitto, kawal_factory: Callable[..., KawalServer], receiver: Receiver
 ) -> None:
