@@ -86,14 +86,13 @@ class ClusterWorker:
             self.bridge.start()
         self._balancer.start()
 
-    @property
-    def subscribed(self) -> threading.Event:
-        """Set once the bridge has its MQTT subscriptions (always set for a worker without a bridge)."""
-        if self.bridge is not None:
-            return self.bridge.consumer.subscribed
-        ev = threading.Event()
-        ev.set()
-        return ev
+    def problem(self) -> str | None:
+        """Why this worker is not ready, for /healthz (the bridge's MQTT side is the consumer's part)."""
+        if not self.link.connected.is_set():
+            return "connecting to the engine"
+        if not self.leases.joined:
+            return "joining the cluster"
+        return None
 
     def stop(self) -> None:
         """Give every partition back with a snapshot, so the others resume without a replay."""

@@ -9,6 +9,7 @@ KAWAL_HEALTH_MAX_LAG_S, or more than KAWAL_HEALTH_MAX_QUEUE messages wait).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ class Health:
         self.consumer: MqttConsumer | None = None
         self.pipeline: IngestPipeline | None = None
         self.was_ready = False  # "starting" until the first time everything was fine, "unavailable" after
+        # Cluster mode: a worker that does not bridge MQTT has no consumer; other parts report through checks
+        # (the engine connection), each a reason or None.
+        self.needs_consumer = True
+        self.checks: list[Callable[[], str | None]] = []
 
     def problems(self) -> list[str]:
         """Every reason the service is not ready, in a few words each (empty when it is)."""
@@ -32,9 +37,11 @@ class Health:
         out: list[str] = []
         c = self.consumer
         if c is None:
-            out.append("starting the MQTT consumer")
+            if self.needs_consumer:
+                out.append("starting the MQTT consumer")
         elif not c.subscribed.is_set():
             out.append(c.reason or "subscribing to the MQTT topics")
+        out.extend(r for r in (check() for check in self.checks) if r is not None)
         p = self.pipeline
         if p is not None:
             if not p.alive():

@@ -275,8 +275,11 @@ class Service:
         self.health.pipeline = self.pipeline
         self.pipeline.start()
         cluster.start(self.pipeline.submit, broadcaster)
+        self.health.checks.append(cluster.problem)
         if cluster.bridge is not None:
             self.health.consumer = cluster.bridge.consumer
+        else:
+            self.health.needs_consumer = False
         if s.influx_url:
             self.influx = ClusterInflux(db, s, self.metrics, cluster.leases)
             self.influx.start()

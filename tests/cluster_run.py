@@ -3,9 +3,12 @@ process and through a cluster must give the same stored track and the same alert
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from simulators.model import Scenario
 from simulators.publish import Publisher
@@ -13,6 +16,7 @@ from simulators.register import register_trips
 from simulators.scenario import SimConfig, build_scenario
 from simulators.streams import Message
 from storage import Database
+from tests.api_harness import sse_events
 
 TOKEN = "cluster-test-token"
 # Stops, silence, lateness, a seal and a detour: the time-driven alerts are the ones a failover can break.
@@ -79,3 +83,33 @@ def settle(db: Database, expected: int, timeout: float = 90.0, quiet_s: float = 
             return keys
         time.sleep(0.25)
     raise AssertionError(f"not settled in {timeout}s: {readings(db)} of {expected} readings stored")
+
+
+class StreamWatcher:
+    """Reads one worker's live alert stream in a thread: the event ids it carried and when they arrived."""
+
+    def __init__(self, base_url: str) -> None:
+        self.url = f"{base_url}/api/v1/alerts/stream"
+        self.arrived: dict[int, float] = {}
+        self.connected = threading.Event()
+        self._client = httpx.Client(timeout=httpx.Timeout(10.0, read=None))
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._client.stream("GET", self.url, headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+                self.connected.set()
+                for ev in sse_events(r):
+                    if ev.id is not None and ev.data:
+                        self.arrived.setdefault(int(ev.id), time.time())
+        except (httpx.HTTPError, RuntimeError):
+            return  # closed
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def event_ids(db: Database) -> dict[int, float]:
+    """Every alert change of the cluster: event id -> when it was committed (wall time)."""
+    return {int(r[0]): float(r[1]) for r in db.conn().execute("SELECT event_id, at FROM alert_events")}

@@ -5,6 +5,11 @@ of the engine."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +25,8 @@ from simulators.model import Scenario
 from simulators.streams import Message
 from storage import open_database
 from tests import backends
-from tests.cluster_run import TOKEN, AlertKey, fleet, publish, readings, settle, stop_start
-from tests.servers import KawalServer, Mosquitto
+from tests.cluster_run import TOKEN, AlertKey, StreamWatcher, event_ids, fleet, publish, readings, settle, stop_start
+from tests.servers import KawalServer, Mosquitto, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -113,10 +118,24 @@ def test_workers_raise_what_one_process_raises(
     tmp_path: Path,
 ) -> None:
     cluster = _cluster(tmp_path, pg_url, workers, mosquitto, nats_server)
+    watchers = [StreamWatcher(w.http_url) for w in cluster.members]
     try:
+        for watcher in watchers:
+            assert watcher.connected.wait(10)
         publish(cluster.members[0].http_url, mosquitto.url, scenario)
         _check_same(pg_url, one_process, cluster)
+        # One service: every worker's live stream carries every alert change of the cluster, once.
+        db = open_database(pg_url)
+        try:
+            changes = event_ids(db)
+        finally:
+            db.close()
+        wait_for(lambda: all(set(w.arrived) == set(changes) for w in watchers), 15, "every change on every stream")
+        delays = [w.arrived[i] - at for w in watchers for i, at in changes.items()]
+        print(f"{len(changes)} alert changes on {workers} streams; slowest arrived {max(delays):.3f} s after commit")
     finally:
+        for watcher in watchers:
+            watcher.close()
         cluster.stop()
 
 
@@ -175,3 +194,32 @@ def test_engine_restart_under_load_loses_nothing(
         _check_same(pg_url, one_process, cluster)
     finally:
         cluster.stop()
+
+
+def test_kawal_cluster_prints_its_endpoints_and_stops_on_sigterm(pg_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
+    env["KAWAL_CLUSTER_PARTITIONS"] = str(PARTITIONS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kawal", "cluster", "--workers", "2", "--db", pg_url, "--dir", str(tmp_path / "c")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        endpoints = json.loads(line)  # one line of JSON (CONTRACT 3.1)
+        assert endpoints["mqtt_url"].startswith("mqtt://")
+        assert [w["worker_id"] for w in endpoints["workers"]] == ["w1", "w2"]
+        for w in endpoints["workers"]:
+            assert httpx.get(f"{w['http_url']}/healthz").status_code == 200
+            os.kill(w["pid"], 0)  # a live process
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+        for w in endpoints["workers"]:
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{w['http_url']}/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
