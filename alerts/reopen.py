@@ -1,9 +1,11 @@
 """A condition that returns soon after the detectors resolved it reopens the same alert (history `reopen`).
 
 Without this, a signal that flaps at every tick, or a tracker uploading an old backlog in bursts, raises and
-resolves a new alert each time: 141 alerts in 35 s for 5 crates. The hold-off is measured in event time, from
-the resolution's `ts` to the new raise's `ts` (ALERT_REOPEN_HOLD_OFF_S, anomaly/config.py). Only what a
-detector resolved is reopened; an alert a person resolved stays closed, and a return raises a new one.
+resolves a new alert each time: 141 alerts in 35 s for 5 crates. The hold-off (ALERT_REOPEN_HOLD_OFF_S,
+anomaly/config.py) is measured on the detectors' clock (KAWAL_CLOCK: wall time, or the latest reading time),
+from the resolution to the new raise, so a replay or a sped-up simulation counts its own minutes, not the
+server's. Only what a detector resolved is reopened; an alert a person resolved stays closed, and a return
+raises a new one.
 "One unresolved alert per (tracker, type)" still holds: a reopen happens only when none is unresolved, under
 the row lock of the alert it reopens.
 """
@@ -29,15 +31,16 @@ def reopen_in(
     c: Connection,
     row_lock: str,
     ev: AlertEvent,
+    detected_at: float,
     now: float,
     details: str,
     where: tuple[Any, Any, Any, Any],
     history: Callable[[Any], list[dict[str, Any]]],
 ) -> Any | None:
     """Reopen, in the caller's transaction, the latest alert of `ev`'s tracker and type if a detector resolved
-    it at most the hold-off before `ev.ts`; the updated row, or None when a new alert (or an update of the
-    unresolved one) is due. `where` is (lat, lon, kecamatan, place) of the raise, `history(row)` the new
-    history with the reopen entry."""
+    it at most the hold-off before `detected_at` (both on the detectors' clock); the updated row, or None when
+    a new alert (or an update of the unresolved one) is due. `where` is (lat, lon, kecamatan, place) of the
+    raise, `history(row)` the new history with the reopen entry."""
     if ev.type in NEVER_AUTO_RESOLVE:
         return None
     key = (ev.tracker_id, str(ev.type))
@@ -51,7 +54,7 @@ def reopen_in(
     ).fetchone()
     if row is None or row["auto_resolved_ts"] is None:
         return None  # none yet, or a person resolved it
-    if ev.ts > float(row["auto_resolved_ts"]) + ALERT_REOPEN_HOLD_OFF_S:
+    if detected_at > float(row["auto_resolved_ts"]) + ALERT_REOPEN_HOLD_OFF_S:
         return None
     lat, lon, kecamatan, place = (
         where if where[0] is not None else (row["lat"], row["lon"], row["kecamatan"], row["place"])

@@ -108,12 +108,16 @@ class AlertStore:
         metrics: Metrics,
         now: Callable[[], float] = time.time,
         places: Places | None = None,
+        detection_clock: Callable[[], float] | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
         self.broadcaster = broadcaster
         self.metrics = metrics
         self._now = now
+        # The detectors' clock (KAWAL_CLOCK: wall time, or the latest reading time), against which a returning
+        # condition's hold-off is measured (alerts/reopen.py); without one, the events' own times.
+        self.detection_clock = detection_clock
         # Every alert with a position carries its place (CONTRACT 2.3); by default the packaged boundaries.
         self.places = places if places is not None else load_places()
         self.change_hooks: builtins.list[ChangeHook] = []
@@ -139,7 +143,14 @@ class AlertStore:
                 return None
             reason = ev.details.get("reason") if isinstance(ev.details.get("reason"), str) else None
             change = self._transition(
-                c, row, AlertStatus.RESOLVED, DETECTOR_ACTOR, "auto_resolve", reason, now, auto_resolved_ts=ev.ts
+                c,
+                row,
+                AlertStatus.RESOLVED,
+                DETECTOR_ACTOR,
+                "auto_resolve",
+                reason,
+                now,
+                auto_resolved_ts=self.detected_at(ev),
             )
         return self._committed(change)
 
@@ -182,6 +193,7 @@ class AlertStore:
             c,
             self.db.row_lock,
             ev,
+            self.detected_at(ev),
             now,
             details,
             (lat, lon, kecamatan, place_json),
@@ -240,6 +252,10 @@ class AlertStore:
             (ev.tracker_id, str(ev.type), ev.ts, ev.ts),
         ).fetchone()
         return row is not None
+
+    def detected_at(self, ev: AlertEvent) -> float:
+        """When the detectors saw this change, on their clock."""
+        return self.detection_clock() if self.detection_clock is not None else ev.ts
 
     def publish(self, pending: PendingRaise) -> Alert:
         """Count and broadcast a raise from `raise_in`, once its transaction has committed."""

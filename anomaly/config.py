@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 ALERT_REOPEN_HOLD_OFF_S = 300.0
-"""A condition the detectors resolved that returns within this much event time reopens the same alert (history
-action ``reopen``) instead of raising a new one: a flapping signal or a backlog uploaded in bursts makes one alert,
-not a storm. Five minutes, as Prometheus Alertmanager's default ``resolve_timeout``."""
+"""A condition the detectors resolved that returns within this long (on the detectors' clock: wall time, or the
+latest reading time under KAWAL_CLOCK=event) reopens the same alert (history action ``reopen``) instead of raising
+a new one: a flapping signal or a backlog uploaded in bursts makes one alert, not a storm. Five minutes, as
+Prometheus Alertmanager's default ``resolve_timeout``."""
 
 
 @dataclass(frozen=True, slots=True)

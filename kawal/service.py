@@ -123,7 +123,9 @@ class Service:
         self.broadcaster = broadcaster
         # In cluster mode the streams get every change of the cluster through NOTIFY (cluster/listen.py).
         alert_broadcaster = silent_broadcaster() if s.cluster_url else broadcaster
-        alerts = AlertStore(db, audit, alert_broadcaster, self.metrics, places=load_places(s.boundaries))
+        alerts = AlertStore(
+            db, audit, alert_broadcaster, self.metrics, places=load_places(s.boundaries), detection_clock=self.clock.now
+        )
         if filled := alerts.fill_places():
             log.info("computed the place of %d stored alerts", filled)
         # Notifications (CONTRACT 2.7): each alert change writes its deliveries in its own transaction.

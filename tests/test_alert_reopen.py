@@ -87,3 +87,24 @@ def test_only_the_latest_alert_is_reopened_and_one_stays_unresolved(database: Da
         .fetchone()[0]
     )
     assert int(open_rows) == 1
+
+
+def test_hold_off_runs_on_the_detectors_clock(database: Database) -> None:
+    """The service passes its detection clock: what counts is when the detectors saw the change, not the
+    condition's own time (an overdue's ts is its trip's arrive_by, hours apart between two legs)."""
+    clock = [T0]
+    store = AlertStore(database, AuditLog(database), Broadcaster(), Metrics(), detection_clock=lambda: clock[0])
+    leg1 = store.apply(_ev(AlertAction.RAISE, T0 - 7200, kind=AlertType.OVERDUE, trip_id="T-1"))
+    assert leg1 is not None
+    # A wall-clock service fed a past day: the current trip flips between two legs at every tick.
+    for i in range(5):
+        clock[0] += 5
+        store.apply(_ev(AlertAction.RESOLVE, T0 + 3600, kind=AlertType.OVERDUE))
+        clock[0] += 5
+        again = store.apply(_ev(AlertAction.RAISE, T0 + 86_400 * (i % 2), kind=AlertType.OVERDUE, trip_id=f"T-{i}"))
+        assert again is not None and again.id == leg1.id
+    assert _count(database) == 1
+    store.apply(_ev(AlertAction.RESOLVE, T0 + 3600, kind=AlertType.OVERDUE))
+    clock[0] += ALERT_REOPEN_HOLD_OFF_S + 1
+    later = store.apply(_ev(AlertAction.RAISE, T0 - 7200, kind=AlertType.OVERDUE))
+    assert later is not None and later.id != leg1.id
