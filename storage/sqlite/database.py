@@ -52,7 +52,17 @@ class SqliteDatabase:
         conn = sqlite3.connect(
             self.path, timeout=30.0, isolation_level=None, check_same_thread=False, factory=SqliteConnection
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        # WAL is a property of the file: set once. Switching needs a lock that SQLite may refuse at once,
+        # without its busy handler, while another process opens the same new file; so retry briefly.
+        for attempt in range(50):
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
         # NORMAL in WAL mode is durable against process crashes, which is what the contract promises.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
