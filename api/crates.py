@@ -40,9 +40,9 @@ from storage import Connection
 # positions of its values in a row's `tracker_state`.
 _K_STATE = (
     "k.tracker_id, k.last_seen, k.fix_ts, k.fix_lat, k.fix_lon, k.fix_acc, k.fix_spd, k.fix_hdg, k.fix_bat,"
-    " k.seal, k.seal_ts"
+    " k.seal, k.seal_ts, k.seq_missing"
 )
-_LAST_SEEN, _FIX_TS, _LAT, _LON, _ACC, _SPD, _HDG, _BAT, _SEAL, _SEAL_TS = range(1, 11)
+_LAST_SEEN, _FIX_TS, _LAT, _LON, _ACC, _SPD, _HDG, _BAT, _SEAL, _SEAL_TS, _SEQ_MISSING = range(1, 12)
 # What the view needs of a trip: its keys and its body (the rest is read from the JSON in _trip_info, once
 # per version of the trip); depart_after from the body too, so it is exactly the Trip's (milliseconds).
 _TRIP_INFO = "t.trip_id, t.crate_id, t.tracker_id, t.body"
@@ -194,9 +194,10 @@ class CrateRow:
     def _build(self) -> Crate:
         k = self.tracker_state
         trip = self.trip
-        last_seen = seal = seal_at = fix = None
+        last_seen = seal = seal_at = fix = seq_missing = None
         if k is not None:
             last_seen = rfc3339(k[_LAST_SEEN])
+            seq_missing = k[_SEQ_MISSING]
             if k[_FIX_TS] is not None:
                 fix = Fix(
                     ts=rfc3339(k[_FIX_TS]) or "",
@@ -222,6 +223,7 @@ class CrateRow:
             destination=trip.destination if trip is not None else None,
             open_alerts=self.open_alerts,
             place=self.place,
+            seq_missing=seq_missing,
         )
 
 

@@ -173,6 +173,11 @@ class Crate(BaseModel):
     place: Place | None = Field(
         None, description="the kecamatan and desa of the latest fix (as an alert's `place`), or null"
     )
+    seq_missing: int | None = Field(
+        None,
+        description="readings the tracker never delivered, counted from gaps in its `seq` (CONTRACT 1.1; a reboot "
+        "that resets seq is not a gap); null before a reading with `seq`. Updated every few seconds",
+    )
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [

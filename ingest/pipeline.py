@@ -27,10 +27,11 @@ from devices.registry import TrackerRegistry
 from ingest.flood import FloodGuard
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.readings import ReadingStore
+from ingest.seqgaps import SeqGaps
 from kawal.backoff import Backoff
 from kawal.clock import Clock, EventClock
 from kawal.metrics import Metrics
-from storage import Database, OperationalError
+from storage import Database, OperationalError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class IngestPipeline:
         linger_s: float | None = None,
         detect_batch: Callable[[Sequence[tuple[InboundMessage, Decoded]], Sequence[Reading]], None] | None = None,
         flood: FloodGuard | None = None,
+        gaps: SeqGaps | None = None,
     ) -> None:
         self.db = db
         self.readings = readings
@@ -126,6 +128,7 @@ class IngestPipeline:
         # the store), in place of process/on_status: a replay after a failover is new to it, not to the store.
         self.detect_batch = detect_batch
         self.flood = flood  # counts (and may drop) a tracker's messages beyond its rate (ingest/flood.py)
+        self.gaps = gaps  # counts the readings trackers never delivered (ingest/seqgaps.py)
         self._event_clock = isinstance(clock, EventClock)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -195,6 +198,7 @@ class IngestPipeline:
             if (batch and self._event_clock) or time.monotonic() >= next_tick:
                 self._tick()
                 next_tick = time.monotonic() + self.tick_interval_s
+        self._save_gaps(always=True)
 
     def _drain(self, batch: list[InboundMessage]) -> bool:
         """Move what is queued into the batch; True when the stop marker was reached."""
@@ -239,6 +243,15 @@ class IngestPipeline:
         except Exception:
             log.exception("detector tick failed")
             self.metrics.detector_errors.inc()
+        self._save_gaps()
+
+    def _save_gaps(self, always: bool = False) -> None:
+        if self.gaps is None:
+            return
+        try:
+            self.gaps.save() if always else self.gaps.save_if_due()
+        except StorageError as e:  # kept in memory and saved with the next attempt
+            log.error("saving the seq gap counts failed (%s); retrying later", e)
 
     def _handle(self, batch: list[InboundMessage]) -> None:
         t0 = time.perf_counter()
@@ -260,6 +273,8 @@ class IngestPipeline:
         if new is None:
             return  # stopping while storage is failing: nothing acknowledged, the broker redelivers
         self._account(items, new)
+        if self.gaps is not None and new:
+            self.gaps.observe(new)
         if self.detect_batch is not None:
             try:
                 self.detect_batch([(it.msg, it.decoded) for it in items], new)

@@ -45,6 +45,9 @@ class Metrics:
         self.flood_messages = Counter(
             "kawal_flood_messages", "Messages beyond their tracker's rate, dropped or not", registry=r
         )
+        self.seq_missing = Gauge(
+            "kawal_seq_missing_readings", "Readings trackers never delivered, from gaps in their seq", registry=r
+        )
         self.detector_errors = Counter(
             "kawal_detector_errors", "Exceptions raised by the detection engine (logged, never fatal)", registry=r
         )

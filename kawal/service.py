@@ -30,6 +30,7 @@ from ingest.influx import InfluxForwarder
 from ingest.mqtt import MqttConsumer
 from ingest.pipeline import IngestPipeline
 from ingest.readings import ReadingStore
+from ingest.seqgaps import SeqGaps
 from kawal.audit import AuditLog
 from kawal.broker import EmbeddedBroker
 from kawal.clock import Clock, make_clock
@@ -217,6 +218,9 @@ class Service:
                 # amqtt speaks only 3.1.1: skip the MQTT 5 attempt and its fallback delay.
                 s = s.model_copy(update={"mqtt_protocol": "3.1.1"})
 
+        gaps = SeqGaps(db, readings, self.metrics)
+        if replayed_gaps := gaps.restore():
+            log.info("counted seq gaps in %d stored readings", replayed_gaps)
         self.consumer = MqttConsumer(s, self.mqtt_url, self._on_message, self.metrics)
         self.pipeline = IngestPipeline(
             db,
@@ -228,6 +232,7 @@ class Service:
             self.consumer.ack,
             tick_interval_s=s.tick_interval_s,
             flood=FloodGuard(s.flood_rate_per_s, s.flood_burst, s.flood_drop, self.metrics),
+            gaps=gaps,
         )
         self.health.consumer = self.consumer
         self.health.pipeline = self.pipeline

@@ -93,7 +93,16 @@ def reference_crate(h: Harness, crate_id: str, trips: list[Trip], reg_tracker: s
         "destination": trip.destination.name if trip else None,
         "open_alerts": n_open,
         "place": ctx.places.lookup(fix.lat, fix.lon) if fix is not None else None,
+        "seq_missing": _seq_missing(h, tracker),
     }
+
+
+def _seq_missing(h: Harness, tracker: str | None) -> int | None:
+    """The count ingest/seqgaps.py saved for the tracker (its own tests check the counting)."""
+    if tracker is None:
+        return None
+    row = h.ctx.db.conn().execute("SELECT seq_missing FROM trackers WHERE tracker_id = ?", (tracker,)).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def reference_fleet(h: Harness) -> list[dict[str, Any]]:

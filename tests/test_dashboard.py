@@ -290,6 +290,10 @@ def test_seal_break_appears_live_and_is_acknowledged_from_the_page(
 def test_selecting_a_crate_draws_its_route_and_track(fleet: Fleet, open_page: Callable[..., Watched]) -> None:
     # A warning from another crate, to see that a viewer gets no buttons for it.
     fleet.trackers.send("TRK-0002", lat=-7.5424, lon=112.2660, acc=8, spd=38, bat=9, seal="closed")
+    # Crate 1's tracker skips two sequence numbers (a reading without a fix, so its track stays the same).
+    fleet.trackers.seq["TRK-0001"] += 2
+    fleet.trackers.send("TRK-0001", bat=88, seal="closed")
+    wait_until(lambda: fleet.srv.get("/api/v1/crates/JBG-KS-0001")["seq_missing"] == 2, what="the seq gap counted")
     w = open_page(fleet.srv.base_url)
     w.login(fleet.viewer)
     page = w.page
@@ -335,6 +339,7 @@ def test_selecting_a_crate_draws_its_route_and_track(fleet: Fleet, open_page: Ca
     for text in ("JBG-KS-0001", "T-0001", "TRK-0001", "Diwek", "PPK Diwek", "Gudang KPU Jombang", "88 %"):
         assert text in shown, text
     assert "Tertutup" in shown  # the seal, in Indonesian
+    assert "Pembacaan tak pernah diterima" in shown and detail.locator(".crate-seq-missing").inner_text() == "2"
 
     # Another crate replaces the drawing; one route and one track at a time.
     page.click("#side [data-side=fleet]")

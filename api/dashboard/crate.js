@@ -146,6 +146,7 @@ export function renderDetail() {
     kv(t("crate.tracker"), h("span", { class: "mono", text: c.tracker_id || "—" })),
     kv(t("crate.district"), c.district || trip?.district || "—"),
     kv(t("crate.track_points"), i18n.num(sel.track.length)),
+    kv(t("crate.seq_missing"), Number.isFinite(c.seq_missing) ? h("span", { class: "crate-seq-missing", text: i18n.num(c.seq_missing), title: t("crate.seq_missing_hint") }) : "—"),
   );
 
   const tripSection = trip
