@@ -74,7 +74,7 @@ def get_channel(name: ChannelName, principal: Admin, ctx: Ctx) -> ChannelOut:
     "/api/v1/notifications/{name}",
     response_model=ChannelOut,
     summary="Create or replace a channel",
-    responses=errors(),
+    responses=errors(400),
 )
 def put_channel(
     name: ChannelName,
