@@ -21,6 +21,7 @@ evidence for a person to judge. Trip-scoped: a new trip may raise it again.
 from __future__ import annotations
 
 import math
+from hashlib import blake2b
 
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
@@ -33,6 +34,7 @@ from kawal.geodesy import M_PER_DEG
 EV_SEQ, EV_TS, EV_KIN, EV_NOISE, EV_REPLAY = 1, 2, 4, 8, 16
 EV_NAMES = {EV_SEQ: "seq", EV_TS: "ts", EV_KIN: "kinematics", EV_NOISE: "noise", EV_REPLAY: "replay"}
 BASELINE_ALPHA = 0.02  # the tracker's own baseline learns slowly, over trips
+_MASK64 = (1 << 64) - 1
 BASELINE_MIN = 20  # rest fixes before the receiver's own noise is trusted
 
 
@@ -174,18 +176,19 @@ class SpoofingDetector(Detector):
             if math.hypot((c.lon - st.rp_lon) * kx, (c.lat - st.rp_lat) * M_PER_DEG) < cfg.replay_step_m:
                 return
         st.rp_lat, st.rp_lon = c.lat, c.lon
-        win = st.rp_win
-        if win is None:
-            win = st.rp_win = []
-        win.append(cell(c.lat, c.lon, cfg.replay_cell_deg))
-        if len(win) > cfg.replay_run:
-            del win[0]
-        if len(win) < cfg.replay_run:
+        # The run: the last `replay_run` cells as fixed-width hex in one str (compact in memory and in the
+        # snapshot's JSON); its hash is blake2b's, the same in every process.
+        code = format(cell(c.lat, c.lon, cfg.replay_cell_deg) & _MASK64, "016x")
+        win = (st.rp_win or "") + code
+        if len(win) > 16 * cfg.replay_run:
+            win = win[-16 * cfg.replay_run :]
+        st.rp_win = win
+        if len(win) < 16 * cfg.replay_run:
             return
         idx = self.index
         if idx is None:
             idx = self.index = ReplayIndex(cfg.replay_index_max)
-        h = hash(tuple(win))
+        h = int.from_bytes(blake2b(win.encode(), digest_size=8).digest(), "little")
         hit = idx.get(h)
         if hit is None:
             # Only tracks with a receiver's real noise are stored: copies of a noise-free line (a synthetic

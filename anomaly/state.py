@@ -133,7 +133,7 @@ class TrackerState:
         self.sq_hi = NAN
         self.nz_base = NAN
         self.nz_bn = 0
-        self.rp_win: list[int] | None = None
+        self.rp_win: str | None = None  # the replay run: 16 hex digits per cell
         self.rp_lat = NAN
         self.rp_lon = NAN
         self.reset_trip()
@@ -300,7 +300,7 @@ def decode_states(data: bytes) -> list[TrackerState]:
                     setattr(st, name, v)
         if st.seal_eps is not None:
             st.seal_eps = [[float(a), float(b)] for a, b in st.seal_eps]
-        if st.rp_win is not None:
-            st.rp_win = [int(v) for v in st.rp_win]
+        if st.rp_win is not None and not isinstance(st.rp_win, str):
+            st.rp_win = None  # not a run this version wrote: start a new one
         out.append(st)
     return out

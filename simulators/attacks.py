@@ -10,7 +10,8 @@ each with one attack; `apply_attack` rewrites the reading a tracker sends while 
 - `route_spoof` (spoofing_suspected): positions keep following the planned route while the lorry goes
   elsewhere; the receiver's speed and heading (Doppler) are the lorry's, 90-180 degrees off (12 minutes).
 - `gps_simulator` (spoofing_suspected): a GPS simulator replaces the sky with a track along the road with
-  almost no noise (positions on the line, rounded to 1e-6 degree; 15 minutes of a later leg).
+  no noise (the true positions, rounded to 1e-6 degree; 15 minutes of a later leg, including at least 6
+  minutes in which the lorry waits: that is where a receiver's own fixes wander and the simulator's repeat).
 - `tracker_reboot` (benign): the tracker restarts: `seq` counts again from 1, a minute without a fix.
 """
 
@@ -39,6 +40,21 @@ def _drive_of(spec: TrackerSpec, trip: TripSpec) -> Drive | None:
     return next((s for s in spec.timeline.segments if isinstance(s, Drive) and s.t0 >= trip.departure - 1), None)
 
 
+def _moving_share(drive: Drive, t0: float, length: float) -> float:
+    ks = range(0, int(length), 30)
+    return sum(drive.motion.state(t0 + k)[1] > 3.0 for k in ks) / max(1, len(ks))
+
+
+def _moving_start(
+    drive: Drive, lo: float, hi: float, length: float, rng: random.Random, resting: bool = False
+) -> float:
+    """Of a few candidate windows, the one in which the lorry moves the most (not parked at a stop), or with
+    `resting` the one in which it waits the longest (a traffic jam, an allowed stop)."""
+    starts = [float(int(lo + rng.uniform(0, max(0.0, hi - lo)))) for _ in range(12)]
+    sign = -1.0 if resting else 1.0
+    return max(starts, key=lambda a: sign * _moving_share(drive, a, length))
+
+
 def _plan_one(
     spec: TrackerSpec, kind: str, rng: random.Random, sources: list[TrackerSpec]
 ) -> tuple[TripSpec, dict[str, Any]] | None:
@@ -53,19 +69,24 @@ def _plan_one(
     if drive is None or drive.t1 - drive.t0 < need:
         return None
     length = min(rng.uniform(lo, hi), drive.t1 - drive.t0 - 240)
-    room = max(0.0, drive.t1 - drive.t0 - 240 - length)
-    # of a few candidate windows, the one in which the lorry moves the most (not parked at an allowed stop)
-    starts = [float(int(drive.t0 + 120 + rng.uniform(0, room))) for _ in range(8)]
-    t0 = max(starts, key=lambda a: sum(drive.motion.state(a + k)[1] > 3.0 for k in range(0, int(length), 30)))
+    # A GPS simulator shows best while the lorry waits (a receiver's own fixes wander then; the simulator's
+    # repeat); the others while it drives.
+    resting = kind == "gps_simulator"
+    t0 = _moving_start(drive, drive.t0 + 120, drive.t1 - 120 - length, length, rng, resting)
+    share = _moving_share(drive, t0, length)
+    if (resting and share > 0.6) or (kind in ("jamming", "route_spoof") and share < 0.7):
+        return None
     attack: dict[str, Any] = {"kind": kind, "t0": t0, "t1": t0 + length}
     if kind == "replay":
         for cand in sources:  # another crate's trip of the day before, long enough to copy
             d = _drive_of(cand, cand.trips[0])
             day_before = cand.trips[0].departure < trip.departure - 6 * 3600
             if cand is not spec and day_before and d is not None and d.t1 - d.t0 >= length + 300:
-                attack["source"] = cand.index
-                attack["source_t0"] = d.t1 - length - 120
-                break
+                start = _moving_start(d, d.t0 + 60, d.t1 - length - 60, length, rng)
+                if _moving_share(d, start, length) >= 0.8:  # a drive worth copying, not a parked lorry
+                    attack["source"] = cand.index
+                    attack["source_t0"] = start
+                    break
         else:
             return None
     return trip, attack
