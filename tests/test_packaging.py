@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,3 +126,30 @@ def test_the_wheel_carries_the_boundaries_and_their_attribution(installed: Path,
     r = _run([str(installed / "bin" / "python"), "-c", code], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["21", "306", "True"]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_constraints_pin_every_declared_dependency() -> None:
+    """constraints.txt pins each dependency of pyproject.toml (runtime and test extra), within its range."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[_canonical(name)] = Version(version)
+    problems = []
+    for text in [*project["dependencies"], *project["optional-dependencies"]["test"]]:
+        req = Requirement(text)
+        pinned = pins.get(_canonical(req.name))
+        if pinned is None:
+            problems.append(f"{req.name} is not pinned in constraints.txt")
+        elif not req.specifier.contains(pinned, prereleases=True):
+            problems.append(f"{req.name}=={pinned} is outside {req.specifier} of pyproject.toml")
+        elif not any(s.operator in ("<", "<=", "==", "~=") for s in req.specifier):
+            problems.append(f"{req.name} has no upper bound in pyproject.toml")
+    assert not problems, "\n".join(problems)
