@@ -35,6 +35,7 @@ class Receiver:
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    delay_s: float = 0.0  # a slow receiver: wait this long before answering
     got: list[Received] = field(default_factory=list)
     attempts: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -50,6 +51,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                time.sleep(receiver.delay_s)
                 with receiver._lock:
                     receiver.attempts += 1
                     status = receiver.status

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from notify.dispatch import PAGE, Dispatcher
 from notify.metrics import NotifyMetrics
 from notify.model import ChannelIn
 from notify.store import NotifyStore
-from storage import Database
+from storage import Database, open_database
 from tests.backends import Backend
 from tests.notify_helpers import Receiver, verify
 from tests.servers import wait_for
@@ -38,7 +39,7 @@ def _dispatcher(db: Database, owner: str) -> Dispatcher:
     return Dispatcher(store, SETTINGS, NotifyMetrics(Metrics().registry, store), owner, lambda _: None, "http://x")
 
 
-def _backlog(db: Database, n: int) -> list[str]:
+def _backlog(db: Database, n: int, channel: str = "hook") -> list[str]:
     """n alert changes (a raise and an acknowledgement each for n/2 trackers); their event ids in order."""
     alerts = AlertStore(db, AuditLog(db), Broadcaster(), Metrics())
     alerts.change_hooks.append(NotifyStore(db).enqueue)
@@ -46,7 +47,7 @@ def _backlog(db: Database, n: int) -> list[str]:
         a = alerts.apply(AlertEvent(action=AlertAction.RAISE, type=AlertType.SEAL_BREAK, tracker_id=f"T{i}", ts=1e9))
         assert a is not None
         alerts.ack(a.id, "ops")
-    return [d.event_id for d in NotifyStore(db).pending("hook", 10 * n)]
+    return [d.event_id for d in NotifyStore(db).pending(channel, 10 * n)]
 
 
 def test_a_backlog_of_several_pages_arrives_complete_and_in_order(backend: Backend, receiver: Receiver) -> None:
@@ -88,3 +89,23 @@ def test_two_processes_on_one_database_send_each_event_once(backend: Backend, re
     finally:
         for w in workers:
             w.stop()
+
+
+def test_a_slow_receiver_does_not_delay_another_channel(tmp_path: Path) -> None:
+    db = open_database(tmp_path / "kawal.db")
+    slow, fast = Receiver(delay_s=4.0).start(), Receiver().start()
+    try:
+        for name, r in (("slow", slow), ("fast", fast)):
+            NotifyStore(db).put(name, ChannelIn(kind="webhook", url=r.url, secret="k"), "t", time.time())
+        expected = _backlog(db, 6, "fast")
+        d = _dispatcher(db, "worker-a")
+        d.start()
+        try:
+            wait_for(lambda: len(fast.events()) == len(expected), 10, "every event on the fast channel")
+            assert len(slow.events()) <= 1  # still busy with its first
+            assert [g.event_id for g in fast.events()] == expected
+        finally:
+            d.stop(timeout=1.0)
+    finally:
+        slow.stop()
+        fast.stop()
