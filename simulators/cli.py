@@ -73,6 +73,7 @@ def _config(
     incident_types: str | None,
     prefix: str,
     attacks: int = 0,
+    returns: bool = False,
 ) -> SimConfig:
     """The SimConfig of the fleet options both commands share (`COMMON`), validated."""
     try:
@@ -87,6 +88,7 @@ def _config(
             incident_weights=_weights(incident_types),
             prefix=prefix,
             attacks=attacks,
+            returns=returns,
         )
         cfg.validate()
     except ValueError as e:
@@ -143,6 +145,12 @@ COMMON = [
         show_default=True,
         type=click.FloatRange(0.0, 20.0),
         help="mean coverage gaps per trip (store-and-forward)",
+    ),
+    click.option(
+        "--returns/--no-returns",
+        default=False,
+        show_default=True,
+        help="with --legs 3: the way back after counting, resealed, TPS -> PPS -> PPK (chain of custody)",
     ),
     click.option("--prefix", help="start of every tracker, crate and trip id"),
     click.option(
@@ -254,6 +262,7 @@ def simulate(
     dead_zones: float,
     prefix: str | None,
     attacks: int,
+    returns: bool,
     connections: int,
     progress: bool,
     speedup: float,
@@ -293,13 +302,14 @@ def simulate(
         incident_types,
         prefix or "SIM",
         attacks,
+        returns,
     )
     try:
         scenario = build_scenario(
             seed=seed,
             trackers=trackers,
             incidents_rate=incidents,
-            start=_auto_start(start, speedup, legs),
+            start=_auto_start(start, speedup, legs + (2 if returns else 0)),
             config=cfg,
         )
     except ValueError as e:
@@ -418,6 +428,7 @@ def evaluate(
     dead_zones: float,
     prefix: str | None,
     attacks: int,
+    returns: bool,
     connections: int,
     progress: bool,
     speedup: float,
@@ -450,6 +461,7 @@ def evaluate(
         incident_types,
         prefix or f"EV{seed}",
         attacks,
+        returns,
     )
     ev, _ = run_evaluation(
         trackers=trackers,

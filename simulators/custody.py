@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLES = {1: "PPK", 2: "PPS", 3: "KPPS"}  # who receives at the end of each outbound leg
+ROLES = {1: "PPK", 2: "PPS", 3: "KPPS", 4: "PPS", 5: "PPK"}  # who receives at the end of each leg
 OFFICERS = ("Siti Aminah", "Budi Santoso", "Dewi Lestari", "Agus Salim", "Rina Wati", "Joko Susilo", "Nur Hayati")
 POST_LAG_S = 120.0  # simulated seconds after `at` before the handover is posted: its fixes are in by then
 
@@ -51,8 +51,11 @@ class HandoverSpec:
         return {"receiver": self.receiver, "seals": self.seals, "at": self.at, "note": f"simulated ({self.kind})"}
 
 
-def seal_numbers(crate_index: int, count: int = 2) -> list[str]:
-    """The crate's cable-tie numbers, as the regency's KPU prints them (3517 is Jombang's code)."""
+def seal_numbers(crate_index: int, count: int = 2, direction: str = "outbound") -> list[str]:
+    """The crate's cable-tie numbers, as the regency's KPU prints them (3517 is Jombang's code); the KPPS
+    reseals the box after counting with its own numbered ties for the way back."""
+    if direction == "return":
+        return [f"KPPS-3517-{crate_index + 1:05d}-{k + 1}" for k in range(count)]
     return [f"KPU-3517-{crate_index * count + k + 1:07d}" for k in range(count)]
 
 
@@ -66,11 +69,10 @@ def plan_custody(planner: PlanBase, specs: list[TrackerSpec], mismatch_share: fl
     out: list[HandoverSpec] = []
     candidates: list[tuple[TrackerSpec, int]] = []
     for spec in specs:
-        seals = seal_numbers(spec.index)
         troubled = any(t.incident is not None for t in spec.trips)  # one incident per crate
         prev: str | None = None
         for i, trip in enumerate(spec.trips):
-            trip.seals = list(seals)
+            trip.seals = seal_numbers(spec.index, direction=trip.direction)
             trip.previous_trip_id = prev
             prev = trip.trip_id
             if trip.arrival is None or trip.incident == "wrong_destination":
@@ -94,12 +96,12 @@ def plan_custody(planner: PlanBase, specs: list[TrackerSpec], mismatch_share: fl
                 continue
             nxt = next((t for t in spec.trips if t.leg == trip.leg + 1), None)
             kind = bad.get(trip.trip_id, "clean")
-            at = trip.arrival + float(rng.uniform(180.0, 900.0))
+            at = _heard_again(spec, trip.arrival + float(rng.uniform(180.0, 900.0)))
             if nxt is not None:
                 at = min(at, nxt.depart_after - 60.0)
             read = list(trip.seals)
             if kind == "wrong_seal":
-                read[-1] = f"KPU-3517-{int(rng.integers(5_000_000, 9_999_999)):07d}"
+                read[-1] = f"{read[-1][:-3]}{int(rng.integers(100, 999))}"  # a swapped tie
             elif kind == "away":
                 at = trip.departure + 0.5 * (trip.arrival - trip.departure)
             officer = OFFICERS[int(rng.integers(len(OFFICERS)))]
@@ -133,6 +135,18 @@ def with_early_mismatch(handovers: list[HandoverSpec], within: int = 4) -> list[
     h = out[2]
     out[2] = HandoverSpec(h.trip_id, h.tracker_id, h.at, h.receiver, [*h.seals[:-1], "KPU-3517-9999999"], "wrong_seal")
     return out
+
+
+def _heard_again(spec: TrackerSpec, at: float) -> float:
+    """`at`, or later when the tracker is silent or out of coverage then: an officer signs once the crate's
+    position is in (a handover in a jammed or dead spot is a mismatch of its own, by missing evidence)."""
+    gaps = [(s.t0, s.t1) for s in spec.silences] + list(spec.dead_zones)
+    # Back from a gap at rest, the tracker reports at its storage pace: wait for that report too.
+    after = spec.interval_s * spec.storage_every + 180.0
+    for t0, t1 in sorted(gaps):
+        if t0 <= at <= t1 + after:
+            at = t1 + after
+    return at
 
 
 @dataclass

@@ -182,7 +182,8 @@ class DeviceIncidents(PlanBase):
                     {"seal": state, "resealed_after_min": round((back - t) / 60, 1)},
                 )
                 spec.marks[("seal", t)] = ev.id
-        last = spec.trips[-1]
+        # The count opens the box at the last outbound leg's destination (the TPS); return legs come after.
+        last = next((t for t in reversed(spec.trips) if t.open_after is not None), spec.trips[-1])
         if last.open_after is not None and last.arrival is not None and rng.uniform() < self.cfg.authorised_open_rate:
             t = float(int(max(last.open_after, last.arrival + 600) + rng.uniform(300.0, 2400.0)))
             if (t - self.start - spec.phase_s) % spec.interval_s == 0:
@@ -198,4 +199,8 @@ class DeviceIncidents(PlanBase):
                 False,
                 {"open_after": wib_iso(last.open_after), "place": last.destination.name},
             )
+            way_back = next((r for r in spec.trips if r.direction == "return"), None)
+            if way_back is not None:  # resealed after counting, with new numbers, before the way back
+                reseal = min(t + rng.uniform(7200.0, 14400.0), way_back.depart_after - 900)
+                spec.seal_events.append((float(int(reseal)), "closed"))
         spec.seal_events.sort()

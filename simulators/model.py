@@ -86,6 +86,7 @@ class SimConfig:
     tail_s: float = 45 * 60.0  # simulated time after the last planned event, so late checks can fire
     # Chain of custody (simulators/custody.py): share of clean arriving trips with a bad handover.
     handover_mismatch_share: float = 0.05
+    returns: bool = False  # with legs=3: after counting, the resealed crate goes back TPS -> PPS -> PPK
 
     @property
     def corridor(self) -> float:
@@ -109,6 +110,8 @@ class SimConfig:
             raise ValueError("storage_interval_s must be under half of max_silence")
         if self.dead_zone_s[1] + hi + 60 > self.max_silence * 0.75:
             raise ValueError("dead zones must stay clearly under max_silence")
+        if self.returns and self.legs != 3:
+            raise ValueError("return legs follow the count at the TPS: they need legs=3")
         if not 0.0 <= self.handover_mismatch_share <= 1.0:
             raise ValueError("handover_mismatch_share must be in [0, 1]")
         if self.lead_s < 600:
@@ -157,6 +160,7 @@ class TripSpec:
     arrival: float | None = None  # when it really comes to rest in its destination zone
     seals: list[str] = field(default_factory=list)  # the crate's seal numbers on this leg (CONTRACT 2.2)
     previous_trip_id: str | None = None
+    direction: str = "outbound"  # or "return": back after counting, with new seals
 
     def body(self) -> dict[str, Any]:
         """The PUT /api/v1/trips/{trip_id} body: CONTRACT 2.2 plus `district`."""
@@ -178,6 +182,8 @@ class TripSpec:
             body["seals"] = list(self.seals)
         if self.previous_trip_id is not None:
             body["previous_trip_id"] = self.previous_trip_id
+        if self.direction != "outbound":
+            body["direction"] = self.direction
         for key in ("corridor_m", "max_stop_min", "max_silence_min"):
             value = getattr(self.config, key)
             if value is not None:

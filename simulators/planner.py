@@ -107,6 +107,9 @@ class Planner(TripPlanner):
         open_after = float(math.ceil((max(t.arrive_by for t in last) + 3600) / 3600) * 3600)
         for t in last:
             t.open_after = open_after
+        if cfg.returns:
+            for spec, chain in zip(specs, chains, strict=True):
+                self.add_returns(spec, chain, open_after)
         self.assign_incidents(specs)
         for spec, chain in zip(specs, chains, strict=True):
             self.plan_tracker(spec, chain)
@@ -127,6 +130,42 @@ class Planner(TripPlanner):
         return Scenario(
             self.seed, self.start, end, cfg, geo, self.net, specs, trips, self.truth, self.skipped, handovers
         )
+
+    def add_returns(self, spec: TrackerSpec, chain: list[Place], open_after: float) -> None:
+        """The way back after counting (simulators/custody.py): TPS -> PPS the next morning, PPS -> PPK the
+        morning after. The chain grows by those places, so the crate's plan drives them like any leg."""
+        rng = self._tracker_rng(spec.index, 7)
+        back = [chain[2], chain[1]]
+        t_prev = open_after + 10 * 3600
+        for k, b in enumerate(back):
+            a = chain[-1]
+            route_ll, route_xy = self.planned_route(a, b)
+            route = self.net.route(a, b)
+            stops = self.allowed_stops(a, b)
+            depart = next_wib(t_prev, 7.0 + k) + int(rng.integers(0, 60)) * 60
+            nominal = route.path.length / (32 / 3.6) + 300 * len(stops)
+            arrive_by = depart + math.ceil((nominal + max(1800.0, 0.5 * nominal)) / 300) * 300
+            leg = len(spec.trips) + 1
+            spec.trips.append(
+                TripSpec(
+                    trip_id=f"{spec.crate_id}-L{leg}",
+                    tracker_id=spec.tracker_id,
+                    crate_id=spec.crate_id,
+                    leg=leg,
+                    district=b.district,
+                    origin=a,
+                    destination=b,
+                    route=route_ll,
+                    route_xy=route_xy,
+                    stops=stops,
+                    depart_after=float(depart),
+                    arrive_by=float(arrive_by),
+                    config=self.cfg,
+                    direction="return",
+                )
+            )
+            chain.append(b)
+            t_prev = arrive_by + 4 * 3600
 
     def assign_incidents(self, specs: list[TrackerSpec]) -> None:
         """At most one incident per crate; types apportioned by weight, scarcest eligibility first."""
@@ -166,6 +205,8 @@ class Planner(TripPlanner):
                 picked[1].incident = type_
 
     def eligible(self, type_: str, spec: TrackerSpec, trip: TripSpec, used_ppk: set[str]) -> bool:
+        if trip.direction == "return":
+            return False  # the way back carries custody incidents only (simulators/custody.py)
         length = self.net.route(trip.origin, trip.destination).path.length
         if type_ == "seal_break":
             return spec.protocol == "native"
