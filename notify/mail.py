@@ -84,7 +84,7 @@ def compose(
     severity = _label(f"severity.{alert.get('severity')}", str(alert.get("severity")))
     crate = alert.get("crate_id") or alert.get("tracker_id") or "-"
     where = place_text(alert, destination)
-    prefix = "ESKALASI — " if event == ESCALATED else ""
+    prefix = {ESCALATED: "ESKALASI — ", "test": "UJI — "}.get(event, "")
     msg = EmailMessage()
     msg["Subject"] = f"[Kawal] {prefix}{severity.upper()}: {kind} — peti {crate}, {where}"
     msg["From"] = sender
@@ -102,6 +102,7 @@ def compose(
         f"Pelacak:     {alert.get('tracker_id') or '-'}",
         f"Perjalanan:  {alert.get('trip_id') or '-'}",
         f"Tempat:      {where}",
+        f"Tujuan:      {destination or '-'}",
         f"Waktu:       {wib(alert.get('ts'))}",
         f"Dicatat:     {wib(alert.get('raised_at'))}",
         f"Status:      {_label('status.' + str(alert.get('status')), str(alert.get('status')))}",

@@ -70,7 +70,7 @@ def test_seal_break_email_in_indonesian(
     subject = str(msg["Subject"])
     assert "KRITIS" in subject and "Segel terbuka" in subject and "JBG-KS-0001" in subject and "Diwek" in subject
     text = msg.get_content()
-    assert "Peti:        JBG-KS-0001" in text
+    assert "Peti:        JBG-KS-0001" in text and "Tujuan:      PPK Diwek" in text
     assert "Kec. Diwek" in text and f"Desa {alert['place']['desa']}" in text
     # The reading's time in WIB (UTC+7), as the message spells it.
     ts = datetime.fromisoformat(alert["ts"].replace("Z", "+00:00"))
