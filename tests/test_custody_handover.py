@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from alerts.model import AlertType
-from api.custody import verify_handovers
+from api.custody import HandoverConflict, HandoverIn, verify_handovers
+from api.routers.custody import custody_store
 from devices.reading import Reading
 from storage import Database
 from tests.api_harness import Harness, make_harness, trip_body
@@ -112,6 +115,11 @@ def test_wrong_seal_raises_exactly_one_mismatch(api: tuple[Harness, TestClient])
     assert alert.details["handover_id"] == ho["id"]
     assert alert.ts == "2024-11-20T01:00:00.000Z"
     assert h.ctx.audit.verify().ok and verify_handovers(h.ctx.db) is None
+    # Raised through the alert store: on the stream's replay log, and audited with the handover.
+    streamed = [a for _, a in h.ctx.alerts.events_after(0) if a.type == AlertType.HANDOVER_MISMATCH]
+    assert [a.id for a in streamed] == [alert.id]
+    actions = [r.action for r in h.ctx.audit.records(after_seq=0, limit=1000)]
+    assert actions[-2:] == ["alert.raise", "custody.handover"]
 
 
 def test_handover_away_from_destination_raises_exactly_one_mismatch(api: tuple[Harness, TestClient]) -> None:
@@ -210,3 +218,26 @@ def test_editing_a_handover_row_breaks_audit_verify(api: tuple[Harness, TestClie
     assert broken.returncode == 1
     assert "altered" in broken.stderr and ho["id"] in broken.stderr
     assert _kawal(location, "audit", "verify", "--hash", ho["audit_hash"]).returncode == 1
+
+
+def test_racing_handovers_record_one(api: tuple[Harness, TestClient]) -> None:
+    h, client = api
+    _trip(h, client, "T-8", "TRK-8", "C-8", seals=SEALS)
+    _fix(h, "TRK-8", DEPART + 3000, *DEST)
+    store = custody_store(h.ctx)
+    body = HandoverIn.model_validate({"receiver": {"name": "A"}, "seals": ["WRONG"], "at": DEPART + 3600})
+    barrier = threading.Barrier(4)
+
+    def sign(i: int) -> str:
+        barrier.wait()
+        try:
+            store.record("T-8", body, f"officer-{i}")
+        except HandoverConflict:
+            return "409"
+        return "201"
+
+    with ThreadPoolExecutor(4) as pool:
+        results = sorted(pool.map(sign, range(4)))
+    assert results == ["201", "409", "409", "409"]
+    assert len(_mismatches(h, "TRK-8")) == 1
+    assert h.ctx.audit.verify().ok and verify_handovers(h.ctx.db) is None
