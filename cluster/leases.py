@@ -31,6 +31,8 @@ LOCK_PARTITION = 0x4B57
 LOCK_WORKER = 0x4B58
 LOCK_ROLE = 0x4B59
 ROLES = {"influx": 1}
+# Other keys of LOCK_ROLE: 2 readings inserts vs the InfluxDB bound (cluster/forward.py), 3 the order of alert
+# change ids (storage/migrations/0042_alert_event_order.postgres.sql).
 
 _LOCKS = """
 SELECT l.classid::bigint, l.objid::bigint, w.worker_id

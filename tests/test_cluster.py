@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from simulators.streams import Message
 from storage import open_database
 from tests import backends
 from tests.cluster_run import TOKEN, AlertKey, StreamWatcher, event_ids, fleet, publish, readings, settle, stop_start
-from tests.servers import KawalServer, Mosquitto, wait_for
+from tests.servers import KawalServer, Mosquitto, VictoriaMetrics, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -75,9 +76,21 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-def _cluster(tmp_path: Path, pg_url: str, workers: int, mosquitto: Mosquitto, nats: PrivateNats) -> LocalCluster:
+def _cluster(
+    tmp_path: Path,
+    pg_url: str,
+    workers: int,
+    mosquitto: Mosquitto,
+    nats: PrivateNats,
+    env: dict[str, str] | None = None,
+) -> LocalCluster:
     return LocalCluster(
-        tmp_path / "cluster", pg_url, workers=workers, mqtt_url=mosquitto.url, cluster_url=nats.url, env=WORKER_ENV
+        tmp_path / "cluster",
+        pg_url,
+        workers=workers,
+        mqtt_url=mosquitto.url,
+        cluster_url=nats.url,
+        env={**WORKER_ENV, **(env or {})},
     ).start()
 
 
@@ -115,9 +128,10 @@ def test_workers_raise_what_one_process_raises(
     pg_url: str,
     mosquitto: Mosquitto,
     nats_server: PrivateNats,
+    victoria: VictoriaMetrics,
     tmp_path: Path,
 ) -> None:
-    cluster = _cluster(tmp_path, pg_url, workers, mosquitto, nats_server)
+    cluster = _cluster(tmp_path, pg_url, workers, mosquitto, nats_server, {"KAWAL_INFLUX_URL": victoria.url})
     watchers = [StreamWatcher(w.http_url) for w in cluster.members]
     try:
         for watcher in watchers:
@@ -133,6 +147,19 @@ def test_workers_raise_what_one_process_raises(
         wait_for(lambda: all(set(w.arrived) == set(changes) for w in watchers), 15, "every change on every stream")
         delays = [w.arrived[i] - at for w in watchers for i, at in changes.items()]
         print(f"{len(changes)} alert changes on {workers} streams; slowest arrived {max(delays):.3f} s after commit")
+        # The InfluxDB output writes each reading once, whichever worker stored it (one forwarder per cluster).
+        db = open_database(pg_url)
+        try:
+            with_fix = int(db.conn().execute("SELECT count(*) FROM readings WHERE lat IS NOT NULL").fetchone()[0])
+        finally:
+            db.close()
+
+        def written() -> int:
+            return sum(len(s["timestamps"]) for s in victoria.export('{__name__="kawal_reading_lat"}'))
+
+        wait_for(lambda: written() >= with_fix, 30, "every reading in VictoriaMetrics")
+        time.sleep(1.5)  # a second forwarder would write its copies now
+        assert written() == with_fix
     finally:
         for watcher in watchers:
             watcher.close()
