@@ -88,50 +88,83 @@ class Log:
     outage_from: float  # GPS time from which the broker is stopped: 7 minutes of driving follow it
 
 
+def _outage_start(fixes: list[Fix]) -> float | None:
+    """Where the broker goes down: a minute into a run of at least 7 minutes of uninterrupted driving that
+    leaves 5 more minutes of log after the outage; None when the trip has no such run."""
+    run_start: float | None = None
+    for f in fixes:
+        if f.speed_ms <= 1.0:
+            run_start = None
+            continue
+        run_start = f.ts if run_start is None else run_start
+        if f.ts - run_start >= 420 and fixes[-1].ts - (run_start + 60 + 300) >= 300:
+            return run_start + 60
+    return None
+
+
 @pytest.fixture
 def nmea_log(tmp_path: Path) -> Log:
-    sc, trip = jombang_trip()
-    fixes = trip_fixes(sc, trip, step_s=STEP_S, before_s=600.0, after_s=60.0)
-    # The outage: the first 7 minutes of uninterrupted driving, at least 5 minutes into the drive.
-    moving = [f.ts for f in fixes if f.speed_ms > 1.0]
-    start = next(
-        t for t in moving if t >= moving[0] + 300 and all(f.speed_ms > 1.0 for f in fixes if t <= f.ts <= t + 420)
-    )
-    return Log(write_nmea(tmp_path / "trip.nmea", fixes), fixes, start)
+    # The simulator's trips follow its road network and schedule model; take the first seed whose trip has
+    # a long enough drive for the outage (the first one does, as the simulator stands).
+    for seed in (3, 1, 4, 5, 2, 6, 7, 8):
+        sc, trip = jombang_trip(seed)
+        fixes = trip_fixes(sc, trip, step_s=STEP_S, before_s=600.0, after_s=60.0)
+        outage = _outage_start(fixes)
+        if outage is not None:
+            return Log(write_nmea(tmp_path / "trip.nmea", fixes), fixes, outage)
+    raise AssertionError("no simulated trip has 7 minutes of uninterrupted driving")
 
 
-@pytest.fixture
-def gpsfake(tmp_path: Path, nmea_log: Log) -> Iterator[Callable[[int], None]]:
-    """Starts gpsfake (and the gpsd it runs) on a free port when called; the log plays from then on."""
-    procs: list[subprocess.Popen[bytes]] = []
+@dataclass
+class GpsFake:
+    """gpsfake (and the gpsd it runs) on a port; `pause` and `resume` hold the replay, as a drive goes on only
+    while the test watches it."""
 
-    def start(port: int) -> None:
+    workdir: Path
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, port: int) -> None:
         binary = _binary("gpsfake")
         _binary("gpsd")
         env = {**os.environ, "PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"}
         # /usr/bin/python3 runs gpsfake with Debian's own gps package; keep the project's path out of it.
         env.pop("PYTHONPATH", None)
-        with open(tmp_path / "gpsfake.log", "wb") as log:
-            procs.append(
-                subprocess.Popen(
-                    [binary, "-1", "-q", "-c", str(CYCLE_S), "-P", str(port), str(nmea_log.path)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=tmp_path,
-                    start_new_session=True,
-                )
+        with open(self.workdir / "gpsfake.log", "wb") as out:
+            self.proc = subprocess.Popen(
+                [binary, "-1", "-q", "-c", str(CYCLE_S), "-P", str(port), str(self.log)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                start_new_session=True,
             )
 
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # gpsfake and the gpsd it started
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+    def pause(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)  # the feeder only: gpsd stays up
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGCONT)
+        os.killpg(self.proc.pid, signal.SIGTERM)  # gpsfake and the gpsd it started
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def gpsfake(tmp_path: Path, nmea_log: Log) -> Iterator[GpsFake]:
+    fake = GpsFake(tmp_path, nmea_log.path)
+    yield fake
+    fake.stop()
 
 
 def _provision(tmp_path: Path, kawal_db: Path, broker_port: int) -> tuple[Path, str]:
@@ -160,7 +193,7 @@ def _provision(tmp_path: Path, kawal_db: Path, broker_port: int) -> tuple[Path, 
 
 
 def test_gpsd_trip_through_broker_outage_and_sigkill(
-    tmp_path: Path, nmea_log: Log, gpsfake: Callable[[int], None], kawal_factory: Callable[..., KawalServer]
+    tmp_path: Path, nmea_log: Log, gpsfake: GpsFake, kawal_factory: Callable[..., KawalServer]
 ) -> None:
     broker_port, gpsd_port = free_port(), free_port()
     srv = kawal_factory(start=False)
@@ -182,8 +215,8 @@ def test_gpsd_trip_through_broker_outage_and_sigkill(
         agent.start()
         try:
             wait_for(lambda: "connected to 127.0.0.1" in agent.log.read_text(), timeout=30, what="agent online")
-            gpsfake(gpsd_port)  # the receiver is switched on: the log plays from now
-            _drive(broker, agent, kawal_db, queue_db, nmea_log.outage_from)
+            gpsfake.start(gpsd_port)  # the receiver is switched on: the log plays from now
+            _drive(broker, agent, gpsfake, kawal_db, queue_db, nmea_log.outage_from)
             _check_track(srv, kawal_db, queue_db, nmea_log.fixes, agent.log)
             # Killed while connected: the broker publishes its Last Will, and Kawal records it.
             agent.kill()
@@ -207,22 +240,30 @@ def _queued(queue_db: Path) -> list[dict[str, Any]]:
     return [json.loads(b) for (b,) in _sql(queue_db, "SELECT body FROM readings ORDER BY id")]
 
 
-def _drive(broker: Mosquitto, agent: AgentProcess, kawal_db: Path, queue_db: Path, outage_from: float) -> None:
+def _drive(
+    broker: Mosquitto, agent: AgentProcess, gps: GpsFake, kawal_db: Path, queue_db: Path, outage_from: float
+) -> None:
     # Live: the first part of the drive arrives while the broker is up.
     wait_for(lambda: _stored_max_ts(kawal_db) >= outage_from, timeout=60, what="live readings of the drive")
+    gps.pause()  # the drive waits while the broker goes down, however long that takes on a busy machine
     broker.stop()
     stopped_at = _stored_max_ts(kawal_db)
+    gps.resume()
     # 5 minutes of driving while the broker is away: the readings queue up.
     wait_for(
         lambda: any(r["ts"] >= stopped_at + 300 for r in _queued(queue_db)),
         timeout=60,
         what="5 minutes of driving queued",
     )
+    gps.pause()
     queued = _queued(queue_db)
-    assert len(queued) >= 25, len(queued)  # every 10 s of driving
+    assert len(queued) >= 25, [(r["ts"], r.get("spd")) for r in queued]  # every 10 s of driving
     # Killed while offline, then started again: the queue survives, numbering goes on.
+    connections = agent.log.read_text().count("connected to gpsd")
     agent.kill()
     agent.start()
+    wait_for(lambda: agent.log.read_text().count("connected to gpsd") > connections, timeout=30, what="agent restarted")
+    gps.resume()
     wait_for(lambda: len(_queued(queue_db)) > len(queued), timeout=60, what="queueing after the restart")
     broker.start()
 
@@ -255,7 +296,8 @@ def _check_track(srv: KawalServer, kawal_db: Path, queue_db: Path, fixes: list[F
         assert point["acc"] == pytest.approx(1.51 * fix.sigma_m, abs=0.2)
     moving = [p for p in track if (p.get("spd") or 0) >= 5]
     gaps = [(_unix(b["ts"]) - _unix(a["ts"])) for a, b in itertools.pairwise(moving)]
-    assert gaps and min(gaps) >= 10 - 1e-6  # positions every 10 s of GPS time while moving
+    # Positions every 10 s of GPS time while moving; the restarted agent sends its first fix at once.
+    assert len(gaps) > 30 and sorted(gaps)[1] >= 10 - 1e-6
     assert math.isclose(sorted(gaps)[len(gaps) // 2], 10.0)
     status_row = _sql(kawal_db, f"SELECT status FROM trackers WHERE tracker_id = '{TRACKER}'")
     assert status_row == [("online",)]

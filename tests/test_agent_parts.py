@@ -4,6 +4,7 @@ gpiozero's mock pins, gpsd's reports into fixes, and the config file that `kawal
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -24,6 +25,8 @@ from devices.agent.gpsd import ACC_PER_SIGMA, FixAssembler, accuracy
 from devices.agent.queue import ReadingQueue
 from devices.agent.seal import SealSensor, SealState
 from kawal.cli import cli
+from simulators.nmea import Fix as NmeaFix
+from simulators.nmea import sentences
 from tests.servers import wait_for
 
 # -- queue ------------------------------------------------------------------------------------------------
@@ -291,3 +294,28 @@ def test_agent_without_gpio_says_how_to_run_without_a_seal(tmp_path: Path) -> No
     result = CliRunner().invoke(cli, ["agent", "--config", str(p)])
     assert result.exit_code == 1
     assert 'seal_pin = ""' in result.output
+
+
+def test_nmea_log_sentences_carry_the_fix() -> None:
+    fix = NmeaFix(
+        ts=1732494010.0,
+        lat=-7.5093219,
+        lon=112.2542595,
+        speed_ms=10.0,
+        course=288.6,
+        sigma_m=6.3,
+        true_lat=-7.5093,
+        true_lon=112.2542,
+    )
+    gga, rmc, gsa, gst = sentences(fix)
+    for s in (gga, rmc, gsa, gst):
+        body, checksum = s[1:].split("*")
+        assert int(checksum, 16) == functools.reduce(lambda a, c: a ^ ord(c), body, 0)
+    f = gga.split(",")
+    assert f[1] == "002010.00" and (f[3], f[5]) == ("S", "E")
+    lat = -(int(f[2][:2]) + float(f[2][2:]) / 60)
+    lon = int(f[4][:3]) + float(f[4][3:]) / 60
+    assert abs(lat - fix.lat) < 2e-7 and abs(lon - fix.lon) < 2e-7  # 5 decimals of minutes: 2 cm
+    r = rmc.split(",")
+    assert float(r[7]) == pytest.approx(10.0 * 3600 / 1852, abs=0.01) and r[9] == "251124"
+    assert gst.split(",")[6:8] == ["6.3", "6.3"]  # σ of latitude and longitude, metres
