@@ -25,6 +25,8 @@ from kawal.trips import MAX_SEALS, SealNumber, TimeIn, Trip, TripRepository
 from storage import Connection, Database, IntegrityError
 
 ACTION = "custody.handover"
+MAX_FUTURE_S = 24 * 3600.0
+EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z
 _B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # The reasons a handover is a mismatch, as `details.reasons` lists them.
 REASON_SEALS = "seals_differ"
@@ -68,12 +70,23 @@ class HandoverIn(BaseModel):
     @field_validator("at", mode="before")
     @classmethod
     def _parse_at(cls, v: Any) -> float | None:
-        return None if v is None else parse_time(v)
+        if v is None:
+            return None
+        at = parse_time(v)
+        # As for readings (CONTRACT 1.1): nobody signs for a crate a day ahead, or before 2000.
+        if at > time.time() + MAX_FUTURE_S:
+            raise ValueError("at is more than 24 h ahead of the server's clock")
+        if at < EARLIEST:
+            raise ValueError("at is before 2000-01-01")
+        return at
 
     @field_validator("seals")
     @classmethod
     def _strip(cls, seals: list[str]) -> list[str]:
-        return [s.strip() for s in seals]
+        out = [s.strip() for s in seals]
+        if any(not s for s in out):
+            raise ValueError("a seal number may not be blank")
+        return out
 
 
 class Position(BaseModel):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -159,8 +160,14 @@ def test_second_handover_conflicts_and_unknown_trip_is_404(api: tuple[Harness, T
     assert _handover(h, client, "NOPE", SEALS, DEPART).status_code == 404
     viewer = client.post("/api/v1/trips/T-5/handover", json={"receiver": {"name": "x"}}, headers=h.headers("viewer"))
     assert viewer.status_code == 403
-    bad = client.post("/api/v1/trips/T-5/handover", json={"seals": ["x"]}, headers=h.headers("operator"))
-    assert bad.status_code == 422
+    for body in (
+        {"seals": ["x"]},  # no receiver
+        {"receiver": {"name": "x"}, "at": time.time() + 2 * 86400},  # a day ahead
+        {"receiver": {"name": "x"}, "at": "1999-12-31T23:00:00Z"},
+        {"receiver": {"name": "x"}, "seals": [" "]},
+    ):
+        bad = client.post("/api/v1/trips/T-5/handover", json=body, headers=h.headers("operator"))
+        assert bad.status_code == 422, body
 
 
 def test_seal_change_between_legs_without_handover_is_flagged(api: tuple[Harness, TestClient]) -> None:
