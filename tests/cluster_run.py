@@ -51,6 +51,21 @@ def publish(
     return int(stats.unique_readings)
 
 
+def publish_split(api_url: str, mqtt_url: str, scenario: Scenario, split_at: float, between: Callable[[], None]) -> int:
+    """`publish`, in two parts: the messages before event time `split_at`, then `between()`, then the rest."""
+    register_trips(api_url, TOKEN, scenario.trip_bodies())
+    messages = list(scenario.messages())
+    first = [m for m in messages if m.at < split_at]
+    rest = messages[len(first) :]
+    unique = 0
+    for part in (first, rest):
+        pub = Publisher(mqtt_url, speedup=0, progress=False, client_prefix="kawal-cl-sim")
+        unique += int(pub.run(part, scenario.start, scenario.end).unique_readings)
+        if part is first:
+            between()
+    return unique
+
+
 def alert_keys(db: Database) -> list[AlertKey]:
     rows = db.conn().execute("SELECT tracker_id, type, ts, status FROM alerts ORDER BY tracker_id, type, ts, status")
     return [(str(r[0]), str(r[1]), round(float(r[2]), 3), str(r[3])) for r in rows]

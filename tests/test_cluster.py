@@ -26,7 +26,20 @@ from simulators.model import Scenario
 from simulators.streams import Message
 from storage import open_database
 from tests import backends
-from tests.cluster_run import TOKEN, AlertKey, StreamWatcher, event_ids, fleet, publish, readings, settle, stop_start
+from tests.cluster_run import (
+    STOP_TRACKER,
+    TOKEN,
+    AlertKey,
+    StreamWatcher,
+    alert_keys,
+    event_ids,
+    fleet,
+    publish,
+    publish_split,
+    readings,
+    settle,
+    stop_start,
+)
 from tests.servers import KawalServer, Mosquitto, VictoriaMetrics, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -175,21 +188,35 @@ def test_kill_9_of_a_worker_mid_stop_loses_nothing(
     tmp_path: Path,
 ) -> None:
     cluster = _cluster(tmp_path, pg_url, 2, mosquitto, nats_server)
-    # The worker that detects the stopping crate dies five minutes (event time) into its stop.
-    owner_id = rendezvous(partition_of("CL-TRK00008", PARTITIONS), [w.worker_id for w in cluster.members])
+    # The worker that detects the stopping crate dies five minutes (event time) into its stop, once it has
+    # taken the readings of those five minutes.
+    owner_id = rendezvous(partition_of(STOP_TRACKER, PARTITIONS), [w.worker_id for w in cluster.members])
     owner = next(w for w in cluster.members if w.worker_id == owner_id)
     kill_at = stop_start(scenario) + 300
-    killed = threading.Event()
 
-    def on_publish(msg: Message, wall: float) -> None:
-        if not killed.is_set() and msg.at >= kill_at:
-            killed.set()
-            cluster.kill(owner)
+    def kill() -> None:
+        db = open_database(pg_url)
+        try:
+            wait_for(
+                lambda: (
+                    db.conn()
+                    .execute("SELECT 1 FROM readings WHERE tracker_id = ? AND ts >= ?", (STOP_TRACKER, kill_at - 60))
+                    .fetchone()
+                    is not None
+                ),
+                60,
+                "the stop's first minutes stored",
+            )
+            assert not any(k[0] == STOP_TRACKER and k[1] == "unscheduled_stop" for k in alert_keys(db))
+        finally:
+            db.close()
+        time.sleep(1.0)  # past a snapshot: the stop is in the saved state, and more after it is replayed
+        cluster.kill(owner)
 
     try:
         survivor = next(w for w in cluster.members if w is not owner)
-        publish(survivor.http_url, mosquitto.url, scenario, max_rate=1500, on_publish=on_publish)
-        assert killed.is_set() and not owner.alive()
+        publish_split(survivor.http_url, mosquitto.url, scenario, kill_at, kill)
+        assert not owner.alive()
         _check_same(pg_url, one_process, cluster)
     finally:
         cluster.stop()
