@@ -186,6 +186,16 @@ def test_seal_change_between_legs_without_handover_is_flagged(api: tuple[Harness
     assert [leg["trip"]["trip_id"] for leg in legs] == ["L-1", "L-2"]
     assert legs[0]["handover"] is None and legs[1]["handover"]["id"] == ho["id"]
     assert legs[1]["flags"] == ["seal_change_without_handover"] and legs[0]["flags"] == []
+    # The receipt on this backend: the flag, the hash, and what officers typed, escaped.
+    body = {"receiver": {"name": "<script>alert(1)</script>"}, "seals": SEALS, "at": DEPART + 3000}
+    _trip(h, client, "L-0", "TRK-6b", "C-6", seals=SEALS)
+    client.post("/api/v1/trips/L-0/handover", json=body, headers=h.headers("operator"))
+    page = client.get("/api/v1/crates/C-6/receipt", headers=h.headers("viewer"))
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert ho["audit_hash"] in page.text and "seal_change_without_handover" in page.text
+    assert "<script>" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert client.get("/api/v1/crates/NOPE/receipt", headers=h.headers("viewer")).status_code == 404
+    assert client.get("/api/v1/crates/NOPE/custody", headers=h.headers("viewer")).status_code == 404
 
 
 def _kawal(db_location: str, *args: str) -> subprocess.CompletedProcess[str]:
