@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from alerts.broadcast import Broadcaster
+from alerts.broadcast import Broadcaster, Subscription
 from alerts.model import AlertAction, AlertEvent, AlertStatus, AlertType
 from alerts.store import AlertConflict, AlertNotFound, AlertStore
 from kawal.audit import AuditLog
@@ -244,9 +244,11 @@ def test_every_change_has_an_event_and_an_audit_record(database: Database) -> No
 def test_broadcaster_gets_each_change_in_its_loop(database: Database) -> None:
     broadcaster = Broadcaster(queue_size=2)
     store = _store(database, broadcaster)
+    subs: list[Subscription] = []
 
     async def scenario() -> tuple[list[int], bool]:
         sub = broadcaster.subscribe()
+        subs.append(sub)
         received: list[int] = []
 
         def produce() -> None:
@@ -254,7 +256,11 @@ def test_broadcaster_gets_each_change_in_its_loop(database: Database) -> None:
                 store.apply(_raise(tracker=f"T{i}"))
 
         await asyncio.get_running_loop().run_in_executor(None, produce)
-        await asyncio.sleep(0.05)  # the loop runs the call_soon_threadsafe callbacks
+        # The loop runs the call_soon_threadsafe callbacks: wait for the third one (it marks the overflow).
+        for _ in range(500):
+            if sub.lagged:
+                break
+            await asyncio.sleep(0.01)
         while not sub.queue.empty():
             item = sub.queue.get_nowait()
             assert item is not None
@@ -266,5 +272,9 @@ def test_broadcaster_gets_each_change_in_its_loop(database: Database) -> None:
     received, lagged = asyncio.run(scenario())
     assert received == [1, 2] and lagged
     assert broadcaster.client_count == 0
-    # With no subscriber left, publishing is a no-op.
-    assert store.apply(_raise(tracker="T9")) is not None
+    # With no subscriber left, publishing is a no-op: the change is stored, nothing reaches the old client
+    # (whose event loop is closed: a call into it would raise).
+    after = store.apply(_raise(tracker="T9"))
+    assert after is not None and after.tracker_id == "T9" and after.status == AlertStatus.OPEN
+    assert subs[0].queue.empty() and subs[0].dropped == 1
+    assert store.last_event_id() == 4

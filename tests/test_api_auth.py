@@ -155,7 +155,15 @@ def test_401_carries_the_bearer_challenge(api: tuple[Harness, httpx.Client, dict
 
 
 def test_open_endpoints(api: tuple[Harness, httpx.Client, dict[str, str]]) -> None:
-    _, client, _ = api
+    h, client, _ = api
+    # /healthz answers without a token, from whatever health the service has: 200, then 503 with the reason.
+    # (The real health of a running service: tests/test_health.py.)
     assert client.get("/healthz").status_code == 200
+    h.ctx.health.is_ready = False  # type: ignore[attr-defined]
+    try:
+        r = client.get("/healthz")
+        assert r.status_code == 503 and r.json()["reasons"] == ["not ready"]
+    finally:
+        h.ctx.health.is_ready = True  # type: ignore[attr-defined]
     assert client.get("/metrics").status_code == 200
     assert client.get("/openapi.json").status_code == 200
