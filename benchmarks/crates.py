@@ -115,7 +115,7 @@ def _legacy_build(
         tracker_id=tracker_id,
         trip_id=trip.trip_id if trip is not None else None,
         last_seen=rfc3339(latest.ts) if latest is not None else None,
-        seal=seal[0] if seal is not None else None,  # type: ignore[arg-type]
+        seal=seal[0] if seal is not None else None,
         last_fix=_legacy_fix_out(fix) if fix is not None else None,
         seal_at=rfc3339(seal[1]) if seal is not None else None,
         state=_legacy_state(trip, fix, n_open, now),

@@ -301,7 +301,7 @@ def run_naive(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, byte
                 p = p.field(f, v)
         if r.seq is not None:
             p = p.field("seq", r.seq)
-        write_api.write(bucket="kawal", record=p, write_precision=WritePrecision.MS)
+        write_api.write(bucket="kawal", record=p, write_precision=WritePrecision.MS)  # type: ignore[arg-type]
 
     seconds, cpu = consume(broker, "bench-naive", msgs, write)
     influx.close()

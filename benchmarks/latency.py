@@ -184,9 +184,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for j in range(args.probes):
                 tracker = f"probe-{j:04d}"
                 lat, lon, _ = position(j, time.time(), t0)
-                body = json.dumps({"ts": time.time(), "lat": lat, "lon": lon, "seal": "open", "seq": 2})
+                text = json.dumps({"ts": time.time(), "lat": lat, "lon": lon, "seal": "open", "seq": 2})
                 sent[tracker] = time.perf_counter()
-                probe.publish(f"kawal/v1/{tracker}/telemetry", body, qos=1)
+                probe.publish(f"kawal/v1/{tracker}/telemetry", text, qos=1)
                 time.sleep(args.spacing)
             deadline = time.monotonic() + 10
             while len(listener.arrived) < len(sent) and time.monotonic() < deadline:

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from devices.reading import Reading
+from devices.reading import Reading, SealState
 from ingest.readings import ReadingStore
 from storage import Database, open_database
 from tests.backends import PG_ADMIN_URL, postgres_database, postgres_problem
@@ -48,7 +48,7 @@ def make_readings(n: int, trackers: int, seed: int = 7) -> list[Reading]:
                 break
             lat = BASE[0] + 0.0001 * i + rnd.uniform(-1e-5, 1e-5)
             lon = BASE[1] + 0.0001 * i + rnd.uniform(-1e-5, 1e-5)
-            seal = "closed" if i % 10 else None
+            seal: SealState | None = "closed" if i % 10 else None
             out.append(Reading(f"TRK-{t:05d}", T0 + 30 * i, lat, lon, i, 8.0, 11.5, 90.0, 80.0 - i * 0.01, seal))
         i += 1
     return out

@@ -166,7 +166,7 @@ class Status(BaseModel):
 
     @classmethod
     def parse(cls, payload: bytes) -> Status:
-        return cls(status=payload.decode("utf-8").strip())  # type: ignore[arg-type]
+        return cls(status=payload.decode("utf-8").strip())
 
 
 def telemetry_json_schema() -> dict[str, Any]:

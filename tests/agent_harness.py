@@ -34,7 +34,7 @@ class Observer:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho takes float delays
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
         if not self.subscribed.wait(10):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Mapping
 
 from alerts.model import AlertType
 from anomaly.engine import DetectionEngine
@@ -18,7 +19,7 @@ ROUTE = line(GUDANG, 3000, -15000, n=31)  # about 15.3 km
 DAY = 86400.0
 
 
-def engine(*trips_args: dict[str, object]) -> tuple[DetectionEngine, Recorder]:
+def engine(*trips_args: Mapping[str, object]) -> tuple[DetectionEngine, Recorder]:
     rec = Recorder()
     eng = DetectionEngine(rec)
     trips = [make_trip(route=ROUTE, **a) for a in trips_args] if trips_args else [make_trip(route=ROUTE)]  # type: ignore[arg-type]
@@ -310,7 +311,7 @@ def test_replay_of_yesterdays_trip_on_another_tracker_raises() -> None:
 def test_replay_of_its_own_earlier_trip_raises() -> None:
     eng, rec, day1 = _two_days("TRK-1")
     shift = DAY + 600.0
-    own = [Reading(tracker_id="TRK-1", ts=r.ts + shift, lat=r.lat, lon=r.lon, seq=r.seq + 10_000) for r in day1]
+    own = [Reading(tracker_id="TRK-1", ts=r.ts + shift, lat=r.lat, lon=r.lon, seq=(r.seq or 0) + 10_000) for r in day1]
     replay(eng, own[:40])
     assert [e.details["evidence"] for e in rec.raised(SPOOF)] == [["replay"]]
     assert rec.raised(SPOOF)[0].details["replay"]["source_tracker"] == "TRK-1"

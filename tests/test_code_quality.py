@@ -30,3 +30,12 @@ def test_mypy_is_clean() -> None:
         pytest.fail(f"mypy is not installed for {sys.executable}: install the project with its [test] extra")
     r = _run("mypy")
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
+
+
+def test_mypy_covers_tests_and_benchmarks_with_the_pydantic_plugin() -> None:
+    """`mypy` (test_mypy_is_clean) checks the tests and benchmarks too, and knows pydantic's models."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert {"tests", "benchmarks"} <= set(config["packages"])
+    assert "pydantic.mypy" in config["plugins"]

@@ -85,7 +85,7 @@ def test_one_clock_and_an_overdue_crate_says_how_late(replay: Fleet, open_page: 
 def _box(page: Page, selector: str) -> dict[str, float]:
     box = page.locator(selector).first.bounding_box()
     assert box is not None, selector
-    return box
+    return {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
 
 
 def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:

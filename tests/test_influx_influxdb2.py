@@ -28,7 +28,7 @@ def _docker_or_skip() -> None:
     try:
         import docker
 
-        docker.from_env().ping()
+        docker.from_env().ping()  # type: ignore[attr-defined]
     except Exception as e:
         pytest.skip(f"no Docker engine reachable ({type(e).__name__}): the InfluxDB 2 test needs one")
 

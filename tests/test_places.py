@@ -72,7 +72,7 @@ def test_a_vertex_shared_by_two_villages_goes_to_the_smaller_code(jombang: Place
     owners: dict[tuple[float, float], list[str]] = {}
     for a in jombang.desa:
         for xy in {tuple(c) for c in shapely.get_coordinates(a.geom.boundary).tolist()}:
-            owners.setdefault(xy, []).append(a.code)  # type: ignore[arg-type]
+            owners.setdefault(xy, []).append(a.code)
     shared = sorted((xy, sorted(codes)) for xy, codes in owners.items() if len(codes) >= 2)
     assert shared, "neighbouring villages share border vertices"
     again = Places.load()

@@ -322,7 +322,7 @@ def test_owntracks_phone_account(prov: Provisioner, mosquitto_factory: Callable[
     assert "budi.hp1" in prov.tracker_ids_with_accounts()
 
     r = CliRunner().invoke(devices, ["list", "--password-file", str(prov.password_file), "--acl-file",
-                                     str(prov.acl_file), "--db", str(prov.db.path if prov.db else "")])
+                                     str(prov.acl_file), "--db", str(prov.db.location if prov.db else "")])
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.stdout.splitlines() if ln.startswith("budi.hp1"))
     assert "JBG-KS-0009" in line and " yes " in line

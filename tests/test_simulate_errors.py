@@ -18,7 +18,7 @@ from tests.servers import KawalServer, Mosquitto, wait_for
 def _simulate(args: list[str], cwd: Path, **kw: object) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
     env["PYTHONUNBUFFERED"] = "1"
-    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+    return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "kawal", "simulate", "--no-progress", "--truth", str(cwd / "truth.jsonl"), *args],
         cwd=cwd,
         env=env,

@@ -30,7 +30,7 @@ def rejected_item(row: dict[str, Any]) -> RejectedItem:
         reason=str(row["reason"]),
         detail=None if row.get("detail") is None else str(row["detail"]),
         payload=payload,
-        payload_encoding=encoding,  # type: ignore[arg-type]
+        payload_encoding=encoding,
     )
 
 
