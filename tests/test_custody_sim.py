@@ -30,10 +30,11 @@ def test_whole_chains_with_returns_and_handovers() -> None:
     opened = 0
     for spec in sc.trackers:
         events = spec.seal_events
-        opens = [t for t, s in events if s == "open" and spec.trips[2].open_after and t >= spec.trips[2].open_after]
-        for t in opens:
+        open_after = spec.trips[2].open_after
+        opens = [at for at, s in events if s == "open" and open_after and at >= open_after]
+        for at in opens:
             opened += 1
-            assert any(s == "closed" and t < c < spec.trips[3].depart_after for c, s in events)
+            assert any(s == "closed" and at < c < spec.trips[3].depart_after for c, s in events)
     assert opened > 0
     # An officer signs for every trip that reaches its own destination, after it came to rest there.
     signed = {h.trip_id: h for h in sc.handovers}
@@ -57,7 +58,7 @@ def test_whole_chains_with_returns_and_handovers() -> None:
             trip = next(t for t in sc.trips if t.trip_id == h.trip_id)
             assert trip.arrival is not None and h.at > trip.arrival and h.seals == trip.seals
     # One incident per crate at most.
-    per_crate = defaultdict(int)
+    per_crate: defaultdict[str, int] = defaultdict(int)
     for e in sc.incidents:
         per_crate[e.crate_id] += 1
     assert max(per_crate.values()) == 1
