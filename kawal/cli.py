@@ -6,7 +6,6 @@ import importlib
 import logging
 import signal
 import threading
-from pathlib import Path
 from typing import Any
 
 import click
@@ -72,11 +71,13 @@ def settings_from_options(**options: Any) -> Any:
 @click.option("--mqtt-url", help="mqtt://[user:pass@]host:port (KAWAL_MQTT_URL); unset: embedded broker")
 @click.option("--http-host", help="API listen address (KAWAL_HTTP_HOST)")
 @click.option("--http-port", type=int, help="API port (KAWAL_HTTP_PORT)")
-@click.option("--db", type=click.Path(path_type=Path), help="SQLite database file (KAWAL_DB)")
+@click.option("--db", help="SQLite database file or postgresql:// URL (KAWAL_DB)")
 @click.option("--influx-url", help="InfluxDB v2 write API URL (KAWAL_INFLUX_URL)")
 @click.option("--clock", type=click.Choice(["wall", "event"]), help="time for time-driven checks (KAWAL_CLOCK)")
 @click.option("--mqtt-client-id", help="client id of the persistent MQTT session (KAWAL_MQTT_CLIENT_ID)")
-@click.option("--mqtt-share-group", help="shared-subscription group to split load (KAWAL_MQTT_SHARE_GROUP)")
+@click.option("--mqtt-share-group", help="shared-subscription group (KAWAL_MQTT_SHARE_GROUP); not to split load")
+@click.option("--cluster-url", help="cluster mode: the NATS JetStream engine, nats://host:port (KAWAL_CLUSTER_URL)")
+@click.option("--worker-id", help="cluster mode: this worker's name (KAWAL_WORKER_ID)")
 def serve(**options: Any) -> None:
     """Run the service: ingest, detection, the API and the dashboard."""
     from kawal.broker import BrokerError
