@@ -86,6 +86,7 @@ class Log:
     path: Path
     fixes: list[Fix]
     outage_from: float  # GPS time from which the broker is stopped: 7 minutes of driving follow it
+    departure: float
 
 
 def _outage_start(fixes: list[Fix]) -> float | None:
@@ -111,7 +112,7 @@ def nmea_log(tmp_path: Path) -> Log:
         fixes = trip_fixes(sc, trip, step_s=STEP_S, before_s=600.0, after_s=60.0)
         outage = _outage_start(fixes)
         if outage is not None:
-            return Log(write_nmea(tmp_path / "trip.nmea", fixes), fixes, outage)
+            return Log(write_nmea(tmp_path / "trip.nmea", fixes), fixes, outage, trip.departure)
     raise AssertionError("no simulated trip has 7 minutes of uninterrupted driving")
 
 
@@ -217,7 +218,7 @@ def test_gpsd_trip_through_broker_outage_and_sigkill(
             wait_for(lambda: "connected to 127.0.0.1" in agent.log.read_text(), timeout=30, what="agent online")
             gpsfake.start(gpsd_port)  # the receiver is switched on: the log plays from now
             _drive(broker, agent, gpsfake, kawal_db, queue_db, nmea_log.outage_from)
-            _check_track(srv, kawal_db, queue_db, nmea_log.fixes, agent.log)
+            _check_track(srv, kawal_db, queue_db, nmea_log.fixes, agent.log, nmea_log.departure)
             # Killed while connected: the broker publishes its Last Will, and Kawal records it.
             agent.kill()
             wait_for(
@@ -268,7 +269,9 @@ def _drive(
     broker.start()
 
 
-def _check_track(srv: KawalServer, kawal_db: Path, queue_db: Path, fixes: list[Fix], agent_log: Path) -> None:
+def _check_track(
+    srv: KawalServer, kawal_db: Path, queue_db: Path, fixes: list[Fix], agent_log: Path, departure: float
+) -> None:
     # The log plays to its end; then everything the agent numbered is stored, each reading once.
     wait_for(
         lambda: (
@@ -299,6 +302,10 @@ def _check_track(srv: KawalServer, kawal_db: Path, queue_db: Path, fixes: list[F
     # Positions every 10 s of GPS time while moving; the restarted agent sends its first fix at once.
     assert len(gaps) > 30 and sorted(gaps)[1] >= 10 - 1e-6
     assert math.isclose(sorted(gaps)[len(gaps) // 2], 10.0)
+    # Standing in the warehouse before departure: every 60 s.
+    standing = [p for p in track if _unix(p["ts"]) < departure and (p.get("spd") or 0) < 5]
+    assert [_unix(b["ts"]) - _unix(a["ts"]) for a, b in itertools.pairwise(standing)] == [60.0] * (len(standing) - 1)
+    assert len(standing) >= 5
     status_row = _sql(kawal_db, f"SELECT status FROM trackers WHERE tracker_id = '{TRACKER}'")
     assert status_row == [("online",)]
 

@@ -288,6 +288,7 @@ def test_battery_from_a_sysfs_style_file(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     Path("/proc/device-tree/model").exists() or "GPIOZERO_PIN_FACTORY" in os.environ, reason="GPIO pins available"
 )
+@pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")  # the fallbacks it tries first
 def test_agent_without_gpio_says_how_to_run_without_a_seal(tmp_path: Path) -> None:
     p = tmp_path / "a.toml"
     p.write_text(f'tracker_id = "A"\nbroker_url = "mqtt://127.0.0.1:1"\nqueue_path = "{tmp_path / "q.db"}"\n')
