@@ -182,7 +182,7 @@ class NotifyStore:
         alert = json.loads(alert_json)
         destination: Callable[[], str | None] = _Once(lambda: self._destination(c, trip_id))
         body = webhook_body(event_id, event, alert_json)
-        n = 0
+        rows = []
         for ch in channels:
             if not ch.wants(event):
                 continue
@@ -190,9 +190,10 @@ class NotifyStore:
             if not ch.matches(alert, dest):
                 continue
             context = {"destination": destination()} if ch.kind == "email" else {}
-            c.execute(_INSERT, (ch.name, event_id, event, alert_id, body, json.dumps(context), now, now))
-            n += 1
-        return n
+            rows.append((ch.name, event_id, event, alert_id, body, json.dumps(context), now, now))
+        if rows:
+            c.executemany(_INSERT, rows)
+        return len(rows)
 
     def _destination(self, c: Connection, trip_id: str | None) -> str | None:
         if trip_id is None:

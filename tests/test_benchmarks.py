@@ -27,6 +27,7 @@ RUNS: list[tuple[str, list[str], str]] = [
     ("growth", ["--trackers", "50", "100", "--points", "10", "50", "--readings", "600", "--point-trips", "20"],
      "route points"),
     ("dashboard", ["--crates", "40", "--alerts", "5", "--live-rate", "10", "--live-seconds", "1"], "interactive_ms"),
+    ("notify", ["--alerts", "20", "--channels", "0", "2", "--events", "20"], "deliveries/s"),
 ]
 
 
