@@ -21,7 +21,6 @@ from api.commands import DB_OPTION, _open
 from api.custody import CustodyStore
 from api.custody_view import custody as custody_legs
 from api.receipt import render_receipt
-from ingest.readings import ReadingStore
 from kawal.audit import AuditLog
 from kawal.metrics import Metrics
 from kawal.places import Places, PlacesError, load_places
@@ -73,14 +72,13 @@ def export(kecamatan: str, out_dir: Path, db_path: str, boundaries: str | None, 
     audit = AuditLog(db)
     alerts = AlertStore(db, audit, Broadcaster(), Metrics())
     store = CustodyStore(db, trips, alerts)
-    readings = ReadingStore(db)
     index = []
     now = time.time()
     for crate_id in tqdm(crates, desc=f"receipts {kecamatan}", unit="crate", disable=quiet):
         legs = custody_legs(db, trips, alerts, store, crate_id)
         if legs is None:
             continue
-        (out_dir / f"{crate_id}.html").write_text(render_receipt(crate_id, legs, readings, now), encoding="utf-8")
+        (out_dir / f"{crate_id}.html").write_text(render_receipt(crate_id, legs, db, now), encoding="utf-8")
         index.append(
             {
                 "crate_id": crate_id,

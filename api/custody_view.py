@@ -96,21 +96,18 @@ def _flags(trip: Trip, i: int, by_id: dict[str, Trip], handovers: dict[str, Hand
 
 
 def seal_events(db: Database, tracker_id: str, start: float, end: float) -> list[SealEvent]:
-    """Each change of the seal sensor's state in [start, end), the first reported state included."""
+    """Each change of the seal sensor's state in [start, end), the first reported state included. The
+    changes are picked in SQL (LAG), so a long leg's thousands of `closed` readings stay in the database."""
     args: list[Any] = [tracker_id]
-    q = "SELECT ts, seal FROM readings WHERE tracker_id = ? AND seal IS NOT NULL"
+    where = "tracker_id = ? AND seal IS NOT NULL"
     if math.isfinite(start):
-        q += " AND ts >= ?"
+        where += " AND ts >= ?"
         args.append(start)
     if math.isfinite(end):
-        q += " AND ts < ?"
+        where += " AND ts < ?"
         args.append(end)
-    q += " ORDER BY ts, seq"
-    out: list[SealEvent] = []
-    last: str | None = None
-    for row in db.conn().execute(q, args):
-        seal = str(row[1])
-        if seal != last:
-            out.append(SealEvent(ts=rfc3339(float(row[0])) or "", seal=seal))
-            last = seal
-    return out
+    q = (
+        "SELECT ts, seal FROM (SELECT ts, seq, seal, LAG(seal) OVER (ORDER BY ts, seq) AS prev"
+        f" FROM readings WHERE {where}) changes WHERE prev IS NULL OR prev <> seal ORDER BY ts, seq"
+    )
+    return [SealEvent(ts=rfc3339(float(row[0])) or "", seal=str(row[1])) for row in db.conn().execute(q, args)]

@@ -18,10 +18,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from alerts.model import Alert
 from api.custody_view import CustodyLeg
-from api.deps import ReadingSource
 from api.receipt_map import MapLeg, SvgMap, draw
 from kawal import __version__
 from kawal.timeutil import rfc3339
+from storage import Database
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TRACK_LIMIT = 100_000
@@ -83,20 +83,35 @@ def seal_rows(legs: list[CustodyLeg]) -> list[SealRow]:
     return rows
 
 
-def receipt_map(legs: list[CustodyLeg], readings: ReadingSource) -> SvgMap | None:
+def leg_track(db: Database, tracker_id: str, start: float, end: float | None) -> list[tuple[float, float]]:
+    """[lat, lon] of the leg's usable fixes in time order: only the two columns the map draws."""
+    q = (
+        "SELECT lat, lon FROM readings WHERE tracker_id = ? AND lat IS NOT NULL AND lon IS NOT NULL"
+        " AND NOT (lat = 0 AND lon = 0) AND ts >= ?"
+    )
+    args: list[Any] = [tracker_id, start]
+    if end is not None:
+        q += " AND ts <= ?"
+        args.append(end)
+    q += " ORDER BY ts, seq LIMIT ?"
+    args.append(TRACK_LIMIT)
+    return [(float(r[0]), float(r[1])) for r in db.conn().plain_cursor().execute(q, args)]
+
+
+def receipt_map(legs: list[CustodyLeg], db: Database) -> SvgMap | None:
     out: list[MapLeg] = []
     for i, leg in enumerate(legs):
         trip = leg.trip
         end = trip.handover_at
         if end is None and i + 1 < len(legs):
             end = legs[i + 1].trip.depart_after
-        track = readings.track(trip.tracker_id, trip.depart_after, end, TRACK_LIMIT)
+        track = leg_track(db, trip.tracker_id, trip.depart_after, end)
         pos = leg.handover.position if leg.handover is not None else None
         out.append(
             MapLeg(
                 label=f"{i + 1}. {trip.origin.name} → {trip.destination.name}",
                 route=[list(p) for p in trip.route],
-                track=[[r.lat, r.lon] for r in track if r.lat is not None and r.lon is not None],
+                track=track,
                 origin=(trip.origin.lat, trip.origin.lon, trip.origin.radius_m),
                 destination=(trip.destination.lat, trip.destination.lon, trip.destination.radius_m),
                 handover=None if pos is None else (pos.lat, pos.lon),
@@ -108,7 +123,7 @@ def receipt_map(legs: list[CustodyLeg], readings: ReadingSource) -> SvgMap | Non
     return draw(out)
 
 
-def render_receipt(crate_id: str, legs: list[CustodyLeg], readings: ReadingSource, now: float | None = None) -> str:
+def render_receipt(crate_id: str, legs: list[CustodyLeg], db: Database, now: float | None = None) -> str:
     alerts = sorted(
         {a.id: (i, a) for i, leg in enumerate(legs, start=1) for a in leg.alerts}.values(),
         key=lambda p: (p[1].ts, p[1].id),
@@ -121,7 +136,7 @@ def render_receipt(crate_id: str, legs: list[CustodyLeg], readings: ReadingSourc
         handovers=handovers,
         alerts=alerts,
         seal_rows=seal_rows(legs),
-        map=receipt_map(legs, readings),
+        map=receipt_map(legs, db),
         resolution=resolution,
         when=when,
         short=short,

@@ -80,4 +80,4 @@ def get_receipt(crate_id: CrateId, principal: Viewer, ctx: Ctx) -> HTMLResponse:
     legs = custody(ctx.db, ctx.trips, ctx.alerts, custody_store(ctx), crate_id)
     if legs is None:
         raise HTTPException(404, "no trips for this crate")
-    return HTMLResponse(render_receipt(crate_id, legs, ctx.readings))
+    return HTMLResponse(render_receipt(crate_id, legs, ctx.db))
