@@ -5,7 +5,6 @@ buttons that look like buttons, phone tabs that fit, and a scale bar that hides 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -53,7 +52,8 @@ def _minutes(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def test_one_clock_and_an_overdue_crate_says_how_late(replay: Fleet, open_page: Callable[..., Watched]) -> None:
+def test_first_run_details(replay: Fleet, open_page: Callable[..., Watched]) -> None:
+    """One Kawal on a replayed day for all of them: one clock, the overdue card, rings, buttons, phone tabs."""
     w = open_page(replay.srv.base_url)
     w.login(replay.operator)
     page = w.page
@@ -81,6 +81,9 @@ def test_one_clock_and_an_overdue_crate_says_how_late(replay: Fleet, open_page: 
     w.screenshot("dashboard-replay-overdue.png")
     w.assert_clean()
 
+    _rings_buttons_and_scale_bar(replay, open_page)
+    _phone_tabs_are_not_clipped(replay, open_page)
+
 
 def _box(page: Page, selector: str) -> dict[str, float]:
     box = page.locator(selector).first.bounding_box()
@@ -97,7 +100,7 @@ def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     )
 
 
-def test_rings_buttons_and_scale_bar(replay: Fleet, open_page: Callable[..., Watched]) -> None:
+def _rings_buttons_and_scale_bar(replay: Fleet, open_page: Callable[..., Watched]) -> None:
     w = open_page(replay.srv.base_url)
     w.login(replay.viewer)
     page = w.page
@@ -136,7 +139,7 @@ def test_rings_buttons_and_scale_bar(replay: Fleet, open_page: Callable[..., Wat
     w.assert_clean()
 
 
-def test_phone_tabs_are_not_clipped(replay: Fleet, open_page: Callable[..., Watched]) -> None:
+def _phone_tabs_are_not_clipped(replay: Fleet, open_page: Callable[..., Watched]) -> None:
     w = open_page(replay.srv.base_url, PHONE, mobile=True)
     w.login(replay.viewer)
     page = w.page
@@ -149,5 +152,4 @@ def test_phone_tabs_are_not_clipped(replay: Fleet, open_page: Callable[..., Watc
         clipped = tab.evaluate("b => b.scrollWidth - b.clientWidth")
         assert clipped <= 0, (tab.inner_text(), clipped)
     w.screenshot("dashboard-phone-tabs.png")
-    time.sleep(0)  # nothing to wait for: the layout is static
     w.assert_clean()
