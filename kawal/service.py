@@ -7,6 +7,7 @@ the InfluxDB forwarder (optional), and uvicorn for the API. Detection state is t
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -78,7 +79,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
         sock.listen(2048)
     except OSError as e:
         sock.close()
-        if e.errno == 98:  # EADDRINUSE
+        if e.errno == errno.EADDRINUSE:
             raise PortInUse(f"port {port} on {host} is in use (KAWAL_HTTP_PORT / --http-port)") from e
         raise PortInUse(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     sock.set_inheritable(True)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from kawal.timeutil import parse_time
-from simulators.model import wib_iso as wib_text
+from simulators.model import wib_iso
 
 TOLERANCE_S = 300.0  # a few minutes of skew between machines or of start-up does not matter
 
@@ -43,14 +43,14 @@ def clock_warning(config: dict[str, Any], sim_start: float, speedup: float) -> s
             )
         if now is not None and abs(sim_start - now) > TOLERANCE_S:
             return (
-                f"the simulation starts at {wib_text(sim_start)} but the service's wall clock says "
-                f"{wib_text(now)}: time-driven alerts will misfire. Run the service with KAWAL_CLOCK=event, "
+                f"the simulation starts at {wib_iso(sim_start)} but the service's wall clock says "
+                f"{wib_iso(now)}: time-driven alerts will misfire. Run the service with KAWAL_CLOCK=event, "
                 "or simulate with --start auto."
             )
     elif clock == "event" and now is not None and sim_start < now - TOLERANCE_S:
         return (
-            f"the service's event clock is already at {wib_text(now)}, after this simulation's start "
-            f"{wib_text(sim_start)}: its readings land in the service's past. Use a fresh database "
+            f"the service's event clock is already at {wib_iso(now)}, after this simulation's start "
+            f"{wib_iso(sim_start)}: its readings land in the service's past. Use a fresh database "
             "(or a later --start)."
         )
     return None
