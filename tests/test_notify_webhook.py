@@ -156,6 +156,10 @@ def test_kecamatan_channel_gets_only_its_alerts(
         time.sleep(1.0)  # the unfiltered channel got both: Mojoagung's would have been sent by now
         got = [(g.alert["tracker_id"], g.alert["trip_id"], g.alert["place"]["kecamatan"]) for g in receiver.events()]
         assert got == [("TRK-D", "T-D", "Diwek")]
+        # And the record says so: Mojoagung's alert went to the unfiltered channel only.
+        (mojo,) = [g.alert for g in everything.events() if g.alert["tracker_id"] == "TRK-M"]
+        sent = call(srv, "GET", f"/api/v1/alerts/{mojo['id']}/deliveries")[1]["items"]
+        assert [(d["channel"], d["status"]) for d in sent] == [("all", "delivered")]
     finally:
         everything.stop()
 
