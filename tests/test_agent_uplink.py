@@ -84,8 +84,8 @@ def test_broker_away_readings_queue_then_arrive_once_in_batches(
         bounce(run.factory.pin("GPIO27"), end_low=False)  # tampering while offline is queued too
         wait_for(lambda: run.agent.store.size() >= 30, timeout=30, what="more queued readings")
         assert run.agent.store.next_seq > queued_before + 25
+        observer.subscribed.clear()  # before the broker is back: the observer may reconnect at once
         mosquitto.start()
-        observer.subscribed.clear()
         wait_for(observer.subscribed.is_set, timeout=20, what="observer back")
         total = run.agent.store.next_seq
         wait_for(
