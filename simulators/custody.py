@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ROLES = {1: "PPK", 2: "PPS", 3: "KPPS", 4: "PPS", 5: "PPK"}  # who receives at the end of each leg
 OFFICERS = ("Siti Aminah", "Budi Santoso", "Dewi Lestari", "Agus Salim", "Rina Wati", "Joko Susilo", "Nur Hayati")
+INGEST_WAIT_S = 0.3  # wall seconds between queueing a handover and posting it
 POST_LAG_S = 120.0  # simulated seconds after `at` before the handover is posted: its fixes are in by then
 
 
@@ -163,28 +164,32 @@ class HandoverPoster:
     def __post_init__(self) -> None:
         self._due = [h.at + POST_LAG_S for h in self.handovers]
         self._next = 0
-        self._q: queue.Queue[HandoverSpec | None] = queue.Queue()
+        self._q: queue.Queue[tuple[float, HandoverSpec] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sim-handovers", daemon=True)
         self._thread.start()
 
     def on_publish(self, msg: Any, wall: float) -> None:
         end = bisect.bisect_right(self._due, float(msg.at), lo=self._next)
         for h in self.handovers[self._next : end]:
-            self._q.put(h)
+            self._q.put((time.monotonic(), h))
         self._next = max(self._next, end)
 
-    def finish(self, timeout: float = 120.0) -> None:
+    def finish(self, timeout: float | None = None) -> None:
+        """Post what is left and wait for the thread (default: a second per handover still queued)."""
+        now = time.monotonic()
         for h in self.handovers[self._next :]:
-            self._q.put(h)
+            self._q.put((now, h))
         self._next = len(self.handovers)
         self._q.put(None)
-        self._thread.join(timeout)
+        self._thread.join(timeout if timeout is not None else 30.0 + self._q.qsize())
 
     def _run(self) -> None:
         headers = {"Authorization": f"Bearer {self.token}"}
         with httpx.Client(base_url=self.api_url.rstrip("/"), headers=headers, timeout=30) as client:
-            while (h := self._q.get()) is not None:
-                time.sleep(0.2)  # the readings published just before are stored by then
+            while (item := self._q.get()) is not None:
+                queued, h = item
+                # The readings published just before it are stored by then (ingest keeps up within that).
+                time.sleep(max(0.0, queued + INGEST_WAIT_S - time.monotonic()))
                 try:
                     r = client.post(f"/api/v1/trips/{h.trip_id}/handover", json=h.body())
                 except httpx.HTTPError as e:
