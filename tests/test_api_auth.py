@@ -47,6 +47,11 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("PUT", "/api/v1/notifications/{name}", "admin", {"kind": "webhook", "url": "http://127.0.0.1:9/", "secret": "s"}),
     ("DELETE", "/api/v1/notifications/{name}", "admin", None),
     ("GET", "/api/v1/alerts/{alert_id}/deliveries", "viewer", None),
+    ("GET", "/api/v1/boundaries", "viewer", None),
+    # Custody (CONTRACT 2.6): an operator records the handover; anyone may read the chain and the receipt.
+    ("POST", "/api/v1/trips/{trip_id}/handover", "operator", {"receiver": {"name": "Siti Aminah", "role": "PPK"}}),
+    ("GET", "/api/v1/crates/{crate_id}/custody", "viewer", None),
+    ("GET", "/api/v1/crates/{crate_id}/receipt", "viewer", None),
 ]
 
 
@@ -124,6 +129,11 @@ def test_auth(
         )
         assert fresh is not None
         params = {**params, "alert_id": fresh.id}
+    if template.endswith("/handover"):
+        # A fresh trip for each call: a second handover of the same trip would be a (correct) 409.
+        trip = trip_body(tracker_id=f"TRK-H-{who}", crate_id=f"CRATE-H-{who}")
+        client.put(f"/api/v1/trips/T-H-{who}", json=trip, headers=h.headers("admin")).raise_for_status()
+        params = {**params, "trip_id": f"T-H-{who}"}
     path = template.format(**params)
     if who is None:
         headers: dict[str, str] = {}
