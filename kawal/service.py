@@ -115,7 +115,7 @@ class Service:
     def start(self) -> None:
         s = self.settings
         self._http_socket = listen_socket(s.http_host, s.http_port)
-        db = open_database(s.db, check=True)  # a damaged SQLite file is refused, with the way back
+        db = open_database(s.db, check=s.db_check_at_start)  # a damaged SQLite file is refused, with the way back
         self.db = db
         readings = ReadingStore(db)
         registry = TrackerRegistry(db)
