@@ -4,8 +4,8 @@ Every worker runs one with its own persistent MQTT session, so a `kill -9` of an
 the others bridge the same messages, and JetStream keeps the first copy of each (Nats-Msg-Id, see
 subjects.message_id). A message is acknowledged to the broker only after JetStream acknowledged storing
 it; while the engine is unreachable the broker keeps the messages, its inflight window holding back the
-rest. One publisher per partition, each waiting for its previous acknowledgement, keeps every
-tracker's messages in their MQTT order in the stream, also across retries.
+rest. One publisher per partition, pipelining up to WINDOW messages and falling back to one at a time
+after a failure, keeps every tracker's messages in their MQTT order in the stream, also across retries.
 
 Under the event clock (KAWAL_CLOCK=event: replays and simulations), the bridge also writes clock messages:
 before a message into a partition, the latest event time among the messages received before it, when
@@ -43,6 +43,7 @@ RETRY_MIN_S = 0.05
 RETRY_MAX_S = 2.0
 PUBLISH_TIMEOUT_S = 5.0
 CLOCK_EVERY_S = 0.2
+WINDOW = 256  # messages of one partition in flight to the engine at once
 
 
 @dataclass(slots=True)
@@ -60,10 +61,13 @@ class Bridge:
         self.partitions = settings.cluster_partitions
         self.stream = settings.cluster_stream
         # Its own persistent session per worker, never a shared subscription: each bridge takes every message.
+        # The session outlives the worker only as long as JetStream recognises the copies it would bridge
+        # again; after that the other bridges have taken everything, and the broker need not queue for it.
         bridge_settings = settings.model_copy(
             update={
                 "mqtt_client_id": f"{settings.mqtt_client_id}-bridge-{settings.worker_id}",
                 "mqtt_share_group": None,
+                "mqtt_session_expiry_s": int(settings.cluster_dedup_window_s),
             }
         )
         self.consumer = MqttConsumer(bridge_settings, mqtt_url, self._on_message, metrics)
@@ -133,7 +137,33 @@ class Bridge:
     async def _publisher(self, part: int, q: asyncio.Queue[_Out]) -> None:
         subj = subject(self.stream, part)
         while True:
-            out = await q.get()
+            batch = [await q.get()]
+            while len(batch) < WINDOW and not q.empty():
+                batch.append(q.get_nowait())
+            await self._publish_in_order(subj, batch)
+            msgs = [o.msg for o in batch if o.msg is not None]
+            self.published += len(msgs)
+            try:
+                self.consumer.ack_many(msgs)
+            except Exception:  # a lost ack only means a redelivery, which the message id absorbs
+                log.exception("ack to the broker failed")
+
+    async def _publish_in_order(self, subj: str, batch: list[_Out]) -> None:
+        """Store the batch in its order. Pipelined on the one connection, whose messages the server takes in
+        order; from the first that is not acknowledged on, one at a time, each waiting for its
+        acknowledgement (the ones after it that were stored are dropped as duplicates)."""
+        done = 0
+        try:
+            futures = [await self.link.js.publish_async(subj, o.payload, headers=o.headers) for o in batch]
+            for f in futures:
+                await asyncio.wait_for(f, PUBLISH_TIMEOUT_S)
+                done += 1
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("bridging to the engine failed (%s); retrying one by one", e)
+        for out in batch[done:]:
             delay = RETRY_MIN_S
             while True:
                 try:
@@ -145,13 +175,6 @@ class Bridge:
                     log.warning("bridging to the engine failed (%s); retrying in %.2fs", e, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX_S)
-            if out.msg is None:
-                continue
-            self.published += 1
-            try:
-                self.consumer.ack(out.msg)
-            except Exception:  # a lost ack only means a redelivery, which the message id absorbs
-                log.exception("ack to the broker failed")
 
 
 def received_at(headers: dict[str, str] | None) -> float:
