@@ -216,23 +216,25 @@ class DetectionConfig:
     replay_cell_deg: float = 2e-5
     """Replay: accepted moving fixes are quantised to cells of this many degrees (about 2.2 m) ..."""
 
-    replay_run: int = 6
+    replay_run: int = 5
     """... and a run of this many consecutive cells is hashed (time-shift invariant: positions only).
     Two honest drives on the same road differ by GPS noise (sigma 2-6 m) and by where along the road each
-    fix fell (a 30 s interval at 40 km/h is 330 m): six fixes in the same 2 m cells in a row do not
-    happen by chance, while a replay copies them exactly."""
+    fix fell (a 30 s interval at 40 km/h is 330 m): five fixes in the same 2 m cells in a row do not
+    happen by chance, while a replay copies them exactly. (Six, with one run in four stored, missed a
+    15-minute replay whose source had a dead zone and a stop: too few aligned runs were sampled.)"""
 
     replay_step_m: float = 20.0
     """Only a fix at least this far from the previous hashed one enters the run (a parked crate's fixes
     say nothing about its track)."""
 
-    replay_sample: int = 4
+    replay_sample: int = 2
     """One run in this many (chosen by its hash, so a replay samples the same runs) is stored in the
     index; every run is looked up."""
 
-    replay_index_max: int = 500_000
-    """Stored runs kept (oldest dropped first): about 90 B each, 45 MB at most; with the 1-in-4 sample,
-    two million moving fixes of history (a day of 10,000 crates reporting every 30 s)."""
+    replay_index_max: int = 300_000
+    """Stored runs kept (oldest dropped first): about 130 B each, 40 MB at most; with the 1-in-2 sample,
+    600,000 moving fixes of history (the day before of 10,000 crates on half-hour drives reporting every
+    30 s). Raise it for a larger fleet or a longer memory."""
 
     replay_min_age_s: float = 1800.0
     """A match with the tracker's own track counts only when that run was stored at least this long ago

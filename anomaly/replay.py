@@ -13,7 +13,7 @@ fell (a 30 s interval at 40 km/h is 330 m) put their fixes in other 2 m cells.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import deque
 
 
 def cell(lat: float, lon: float, q: float) -> int:
@@ -22,32 +22,39 @@ def cell(lat: float, lon: float, q: float) -> int:
 
 
 class ReplayIndex:
-    """run hash -> (tracker id, event time) of the first time the run was seen; oldest dropped first."""
+    """run hash -> (tracker id, event time) of the first time the run was seen; oldest dropped first.
 
-    __slots__ = ("_runs", "limit")
+    Compact: the value is one int (tracker number << 34 | whole seconds), the order a deque of hashes;
+    about 150 B per run in all (an OrderedDict of tuples took 220 B).
+    """
+
+    __slots__ = ("_names", "_number", "_order", "_runs", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._runs: OrderedDict[int, tuple[str, float]] = OrderedDict()
+        self._runs: dict[int, int] = {}
+        self._order: deque[int] = deque()
+        self._names: list[str] = []
+        self._number: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._runs)
 
     def get(self, h: int) -> tuple[str, float] | None:
-        return self._runs.get(h)
+        v = self._runs.get(h)
+        if v is None:
+            return None
+        return self._names[v >> 34], float(v & 0x3_FFFF_FFFF)
 
     def add(self, h: int, tracker_id: str, ts: float) -> None:
         runs = self._runs
         if h in runs:
             return
-        runs[h] = (tracker_id, ts)
+        no = self._number.get(tracker_id)
+        if no is None:
+            no = self._number[tracker_id] = len(self._names)
+            self._names.append(tracker_id)
+        runs[h] = (no << 34) | (int(ts) & 0x3_FFFF_FFFF)
+        self._order.append(h)
         while len(runs) > self.limit:
-            runs.popitem(last=False)
-
-    def items(self) -> list[tuple[int, str, float]]:
-        return [(h, t, ts) for h, (t, ts) in self._runs.items()]
-
-    def load(self, items: list[tuple[int, str, float]]) -> None:
-        self._runs.clear()
-        for h, t, ts in items:
-            self.add(h, t, ts)
+            del runs[self._order.popleft()]

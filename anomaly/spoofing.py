@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from hashlib import blake2b
+from zlib import crc32
 
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
@@ -34,7 +35,6 @@ from kawal.geodesy import M_PER_DEG
 EV_SEQ, EV_TS, EV_KIN, EV_NOISE, EV_REPLAY = 1, 2, 4, 8, 16
 EV_NAMES = {EV_SEQ: "seq", EV_TS: "ts", EV_KIN: "kinematics", EV_NOISE: "noise", EV_REPLAY: "replay"}
 BASELINE_ALPHA = 0.02  # the tracker's own baseline learns slowly, over trips
-_MASK64 = (1 << 64) - 1
 BASELINE_MIN = 20  # rest fixes before the receiver's own noise is trusted
 
 
@@ -176,14 +176,16 @@ class SpoofingDetector(Detector):
             if math.hypot((c.lon - st.rp_lon) * kx, (c.lat - st.rp_lat) * M_PER_DEG) < cfg.replay_step_m:
                 return
         st.rp_lat, st.rp_lon = c.lat, c.lon
-        # The run: the last `replay_run` cells as fixed-width hex in one str (compact in memory and in the
-        # snapshot's JSON); its hash is blake2b's, the same in every process.
-        code = format(cell(c.lat, c.lon, cfg.replay_cell_deg) & _MASK64, "016x")
+        # The run: the last `replay_run` cells, each as the 8 hex digits of its CRC-32, in one str (compact in
+        # memory and in the snapshot's JSON; five cells all colliding by chance does not happen); the run's
+        # hash is blake2b's, the same in every process.
+        code = format(crc32(cell(c.lat, c.lon, cfg.replay_cell_deg).to_bytes(8, "little", signed=True)), "08x")
+        size = 8 * cfg.replay_run
         win = (st.rp_win or "") + code
-        if len(win) > 16 * cfg.replay_run:
-            win = win[-16 * cfg.replay_run :]
+        if len(win) > size:
+            win = win[-size:]
         st.rp_win = win
-        if len(win) < 16 * cfg.replay_run:
+        if len(win) < size:
             return
         idx = self.index
         if idx is None:

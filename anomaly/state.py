@@ -133,7 +133,7 @@ class TrackerState:
         self.sq_hi = NAN
         self.nz_base = NAN
         self.nz_bn = 0
-        self.rp_win: str | None = None  # the replay run: 16 hex digits per cell
+        self.rp_win: str | None = None  # the replay run: 8 hex digits per cell
         self.rp_lat = NAN
         self.rp_lon = NAN
         self.reset_trip()

@@ -6,7 +6,7 @@ each with one attack; `apply_attack` rewrites the reading a tracker sends while 
 - `jamming` (fix_lost): a GPS jammer in the cab during a detour: the tracker goes on reporting every
   interval, without a fix, for 20-26 minutes (the detour itself is invisible: there is no fix to see it).
 - `replay` (spoofing_suspected): an insider publishes another crate's trip of the day before, time-shifted,
-  with this tracker's id and seq: positions copied exactly, 15 minutes of them.
+  with this tracker's id and seq: positions copied exactly, 20 minutes of them.
 - `route_spoof` (spoofing_suspected): positions keep following the planned route while the lorry goes
   elsewhere; the receiver's speed and heading (Doppler) are the lorry's, 90-180 degrees off (12 minutes).
 - `gps_simulator` (spoofing_suspected): a GPS simulator replaces the sky with a track along the road with
@@ -33,7 +33,7 @@ ATTACK_ALSO: dict[str, tuple[str, ...]] = {
     "route_spoof": (),
     "gps_simulator": (),
 }
-DURATION_S = {"jamming": (20 * 60.0, 24 * 60.0), "replay": (15 * 60.0, 15 * 60.0), "gps_simulator": (15 * 60, 15 * 60)}
+DURATION_S = {"jamming": (20 * 60.0, 24 * 60.0), "replay": (20 * 60.0, 20 * 60.0), "gps_simulator": (15 * 60, 15 * 60)}
 
 
 def _drive_of(spec: TrackerSpec, trip: TripSpec) -> Drive | None:

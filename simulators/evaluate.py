@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from alerts.model import AlertType
 from kawal.timeutil import parse_time
 from simulators.custody import HandoverPoster
 from simulators.publish import Publisher, PublishStats
@@ -77,7 +78,7 @@ def fetch_alerts(
             pages = [items]
         else:
             pages = []
-            for t in INCIDENT_TYPES:
+            for t in (str(a) for a in AlertType):  # every type, the version 2 ones (fix_lost, ...) included
                 typed = _get(client, "/api/v1/alerts", [*base, ("type", t)])["items"]
                 if len(typed) < PAGE:
                     pages.append(typed)
