@@ -13,18 +13,16 @@ fleet, waits until every distinct reading is stored, fetches the alerts and call
 Per type: precision (alerts that match an incident / alerts), recall (incidents detected / incidents), F1.
 Detection delay is alert `ts` minus incident start (event time); seal-break latency is the alert's
 `raised_at` minus the wall time its first open/tampered reading was published.
-`write_report()` writes Markdown and PNG plots (matplotlib, Agg backend).
+`write_report()` (simulators/eval_report.py) writes Markdown and PNG plots (matplotlib, Agg backend);
+`score()` is in simulators/scoring.py.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +31,28 @@ import httpx
 from alerts.model import AlertType
 from kawal.timeutil import parse_time
 from simulators.custody import HandoverPoster
+from simulators.eval_report import plot, to_markdown, write_report
 from simulators.publish import Publisher, PublishStats
 from simulators.register import register_trips
-from simulators.scenario import INCIDENT_TYPES, Scenario, SimConfig, TruthEvent, build_scenario, utc_iso
+from simulators.scenario import INCIDENT_TYPES, Scenario, SimConfig, build_scenario, utc_iso
+from simulators.scoring import Evaluation, SimClock, TypeScore, quality_failures, score
+
+# Scoring and the report live in their own modules; their names stay importable from here.
+__all__ = [
+    "DEFAULT_MAX_RATE",
+    "Evaluation",
+    "SimClock",
+    "TypeScore",
+    "fetch_alerts",
+    "plot",
+    "quality_failures",
+    "run_evaluation",
+    "score",
+    "stored_readings",
+    "to_markdown",
+    "wait_stored",
+    "write_report",
+]
 
 PAGE = 1000  # the API's maximum `limit`
 # Messages per second during an evaluation: well under what one Kawal ingests on a small machine
@@ -113,423 +130,6 @@ def wait_stored(api_url: str, target: float, timeout: float, settle_s: float = 3
         n = stored_readings(api_url)
     time.sleep(settle_s)
     return n
-
-
-class SimClock:
-    """Wall time -> the simulated time being published then (samples taken while publishing)."""
-
-    def __init__(self, every: int = 25) -> None:
-        self.every = every
-        self.wall: list[float] = []
-        self.sim: list[float] = []
-        self._n = 0
-
-    def on_publish(self, msg: Any, wall: float) -> None:
-        self._n += 1
-        if self._n % self.every == 1 or self.every == 1:
-            self.wall.append(wall)
-            self.sim.append(msg.at)
-
-    def sim_at(self, wall: float) -> float | None:
-        """An upper bound of the simulated time reached at `wall` (the end, once publishing is over)."""
-        if not self.wall:
-            return None
-        i = bisect.bisect_right(self.wall, wall)
-        return self.sim[min(i, len(self.sim) - 1)]
-
-
-# ----- scoring ---------------------------------------------------------------------------------------
-@dataclass
-class TypeScore:
-    type: str
-    incidents: int = 0
-    detected: int = 0
-    alerts: int = 0  # alerts of this type, consequences excluded
-    matched_alerts: int = 0  # alerts that match an incident (duplicates included)
-    duplicates: int = 0
-    false_alerts: int = 0
-    consequences: int = 0
-
-    @property
-    def precision(self) -> float | None:
-        return self.matched_alerts / self.alerts if self.alerts else None
-
-    @property
-    def recall(self) -> float | None:
-        return self.detected / self.incidents if self.incidents else None
-
-    @property
-    def f1(self) -> float | None:
-        p, r = self.precision, self.recall
-        if p is None or r is None or p + r == 0:
-            return None
-        return 2 * p * r / (p + r)
-
-
-@dataclass
-class Evaluation:
-    scores: dict[str, TypeScore]
-    delays: dict[str, list[float]]  # type -> alert ts - incident start, seconds
-    seal_latency: list[float]  # seconds, raised_at - publish wall time
-    false_alerts: list[dict[str, Any]]  # alert + "context"
-    missed: list[TruthEvent]
-    trips: int
-    clean_trips: int
-    false_on_clean: int
-    alerts_total: int
-    meta: dict[str, Any] = field(default_factory=dict)
-    # type -> simulated time the feed had reached when the alert was raised, minus incident start (seconds)
-    time_to_alert: dict[str, list[float]] = field(default_factory=dict)
-
-    @property
-    def false_per_100_clean(self) -> float:
-        return 100.0 * self.false_on_clean / self.clean_trips if self.clean_trips else 0.0
-
-    def recall(self, type_: str) -> float | None:
-        return self.scores[type_].recall
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "per_type": {
-                t: {
-                    "incidents": s.incidents,
-                    "detected": s.detected,
-                    "alerts": s.alerts,
-                    "false": s.false_alerts,
-                    "duplicates": s.duplicates,
-                    "consequences": s.consequences,
-                    "precision": s.precision,
-                    "recall": s.recall,
-                    "f1": s.f1,
-                }
-                for t, s in self.scores.items()
-            },
-            "trips": self.trips,
-            "clean_trips": self.clean_trips,
-            "false_on_clean": self.false_on_clean,
-            "false_per_100_clean_trips": round(self.false_per_100_clean, 2),
-            "alerts": self.alerts_total,
-            "missed": [m.to_json() for m in self.missed],
-            "false_alerts": self.false_alerts,
-            "delay_s": {t: _describe(v) for t, v in self.delays.items() if v},
-            "seal_latency_s": _describe(self.seal_latency),
-            "time_to_alert_s": {t: _describe(v) for t, v in self.time_to_alert.items() if v},
-            "meta": self.meta,
-        }
-
-
-def _describe(xs: Sequence[float]) -> dict[str, float] | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return {
-        "n": len(s),
-        "min": round(s[0], 3),
-        "p50": round(statistics.median(s), 3),
-        "p95": round(s[min(len(s) - 1, int(0.95 * len(s)))], 3),
-        "max": round(s[-1], 3),
-    }
-
-
-def score(
-    alerts: Sequence[dict[str, Any]],
-    truth: Sequence[TruthEvent],
-    trips: int,
-    clean_trip_ids: set[str],
-    first_publish: dict[str, float] | None = None,
-    sim_clock: SimClock | None = None,
-) -> Evaluation:
-    """Match alerts against the ground truth (see the module docstring).
-
-    sim_clock maps wall time to the simulated time being published then; with it, each detected
-    incident also gets its time to alert in simulated time.
-    """
-    first_publish = first_publish or {}
-    time_to_alert: dict[str, list[float]] = {}
-    incidents = [e for e in truth if e.expect_alert]
-    benign = [e for e in truth if not e.expect_alert]
-    with_incident = {e.tracker_id for e in incidents}
-    scores = {t: TypeScore(t) for t in INCIDENT_TYPES}
-    for e in incidents:
-        scores.setdefault(e.type, TypeScore(e.type)).incidents += 1
-    detected: dict[str, dict[str, Any]] = {}
-    delays: dict[str, list[float]] = {t: [] for t in scores}
-    seal_latency: list[float] = []
-    false_alerts: list[dict[str, Any]] = []
-    false_on_clean = 0
-    by_tracker: dict[str, list[TruthEvent]] = {}
-    for e in incidents:
-        by_tracker.setdefault(e.tracker_id, []).append(e)
-    for a in sorted(alerts, key=lambda a: (parse_time(a["ts"]), a["id"])):
-        type_ = str(a["type"])
-        sc = scores.setdefault(type_, TypeScore(type_))
-        ts = parse_time(a["ts"])
-        mine = by_tracker.get(a["tracker_id"], [])
-        hits = [e for e in mine if e.type == type_ and e.window[0] <= ts <= e.window[1]]
-        if hits:
-            e = min(hits, key=lambda e: abs(ts - e.start))
-            sc.alerts += 1
-            sc.matched_alerts += 1
-            if e.id in detected:
-                sc.duplicates += 1
-                continue
-            detected[e.id] = a
-            sc.detected += 1
-            delays[type_].append(ts - e.start)
-            if sim_clock is not None:
-                at = sim_clock.sim_at(parse_time(a["raised_at"]))
-                if at is not None:
-                    time_to_alert.setdefault(type_, []).append(at - e.start)
-            if type_ == "seal_break" and e.id in first_publish:
-                seal_latency.append(parse_time(a["raised_at"]) - first_publish[e.id])
-            continue
-        if any(type_ in e.also and e.also_window and e.also_window[0] <= ts <= e.also_window[1] for e in mine):
-            sc.consequences += 1
-            continue
-        sc.alerts += 1
-        sc.false_alerts += 1
-        near = [b for b in benign if b.tracker_id == a["tracker_id"] and b.start - 900 <= ts <= b.end + 900]
-        context = {
-            "clean_trip": (a.get("trip_id") in clean_trip_ids)
-            or (a.get("trip_id") is None and a["tracker_id"] not in with_incident),
-            "near_benign": [{"type": b.type, "start": utc_iso(b.start), "id": b.id} for b in near],
-            "tracker_incidents": [{"type": e.type, "trip_id": e.trip_id, "start": utc_iso(e.start)} for e in mine],
-        }
-        if context["clean_trip"]:
-            false_on_clean += 1
-        false_alerts.append({**a, "context": context})
-    missed = [e for e in incidents if e.id not in detected]
-    ev = Evaluation(
-        scores,
-        delays,
-        seal_latency,
-        false_alerts,
-        missed,
-        trips,
-        len(clean_trip_ids),
-        false_on_clean,
-        len(alerts),
-    )
-    ev.time_to_alert = time_to_alert
-    return ev
-
-
-def quality_failures(ev: Evaluation, min_recall: float = 0.9) -> list[str]:
-    """The minimum bar: every seal break found, no false alert on a clean trip, other recall >= min."""
-    out: list[str] = []
-    for t, s in ev.scores.items():
-        r = s.recall
-        if r is None:
-            continue
-        need = 1.0 if t == "seal_break" else min_recall
-        if r < need:
-            missed = [e.id for e in ev.missed if e.type == t]
-            out.append(f"{t}: recall {r:.2f} < {need:.2f} (missed {', '.join(missed)})")
-    if ev.false_on_clean:
-        kinds = sorted({a["type"] for a in ev.false_alerts if a["context"]["clean_trip"]})
-        out.append(f"{ev.false_on_clean} false alert(s) on clean trips ({', '.join(kinds)})")
-    return out
-
-
-# ----- report ----------------------------------------------------------------------------------------
-def _fmt(x: float | None, pct: bool = False) -> str:
-    if x is None:
-        return "–"
-    return f"{100 * x:.0f} %" if pct else f"{x:.2f}"
-
-
-def _pace(m: dict[str, Any]) -> str:
-    speed = f"{m['speedup']:g} × real time" if m.get("speedup") else "as fast as the broker acknowledged"
-    cap = f", capped at {m['max_rate']:g} messages/s" if m.get("max_rate") else ", no rate cap"
-    return speed + cap
-
-
-def _distribution_table(by_type: dict[str, list[float]], cell: Callable[[float], str]) -> list[str]:
-    """A Markdown table of n, min, median, p95 and max per type (types without values left out)."""
-    rows = ["| type | n | min | median | p95 | max |", "|---|---:|---:|---:|---:|---:|"]
-    for t, xs in by_type.items():
-        d = _describe(xs)
-        if d:
-            rows.append(f"| {t} | {d['n']} | " + " | ".join(cell(d[k]) for k in ("min", "p50", "p95", "max")) + " |")
-    return rows
-
-
-def to_markdown(ev: Evaluation, images: dict[str, str] | None = None) -> str:
-    m = ev.meta
-    lines = ["# Kawal detection-quality evaluation", ""]
-    if m:
-        lines += [
-            f"Fleet: {m.get('trackers')} trackers, {ev.trips} trips ({ev.clean_trips} clean), "
-            f"seed {m.get('seed')}, incident rate {m.get('incidents_rate')}, legs {m.get('legs')}, "
-            f"report interval {m.get('interval_s')} s. Simulated {m.get('sim_start')} to {m.get('sim_end')}.",
-            f"Service: {m.get('service')}; broker: {m.get('broker')}; published {m.get('messages')} messages "
-            f"({m.get('unique_readings')} distinct readings) in {m.get('publish_s')} s "
-            f"({m.get('messages_per_s')} msg/s: {_pace(m)}).",
-            "",
-        ]
-    lines += [
-        "## Per alert type",
-        "",
-        "| type | incidents | detected | recall | alerts | false | duplicates | consequences | precision | F1 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for t, s in ev.scores.items():
-        lines.append(
-            f"| {t} | {s.incidents} | {s.detected} | {_fmt(s.recall, True)} | {s.alerts} | {s.false_alerts} "
-            f"| {s.duplicates} | {s.consequences} | {_fmt(s.precision, True)} | {_fmt(s.f1)} |"
-        )
-    lines += [
-        "",
-        f"**False alerts on clean trips:** {ev.false_on_clean} "
-        f"({ev.false_per_100_clean:.2f} per 100 clean trips); false alerts in all: {len(ev.false_alerts)}.",
-        "",
-    ]
-    lines += ["## Detection delay (alert ts − incident start, event time)", ""]
-    lines += _distribution_table(ev.delays, lambda x: f"{x:.0f} s")
-    if ev.time_to_alert:
-        lines += [
-            "",
-            "## Time to alert (simulated time reached when the alert was raised − incident start)",
-            "",
-            "It includes what each rule must wait for (10 min for a stop, 15 min of silence) and is an upper",
-            "bound: the feed's position when the alert appeared, sampled every 25 messages.",
-            "",
-        ]
-        lines += _distribution_table(ev.time_to_alert, lambda x: f"{x / 60:.1f} min")
-    d = _describe(ev.seal_latency)
-    lines += ["", "## Seal-break alert latency (raised_at − publish wall time)", ""]
-    lines.append("`raised_at` has millisecond resolution (truncated), so a latency under 1 ms can read as 0 or −1 ms.")
-    lines.append(
-        f"n = {d['n']}, median {1000 * d['p50']:.0f} ms, p95 {1000 * d['p95']:.0f} ms, max {1000 * d['max']:.0f} ms."
-        if d
-        else "No seal-break alert was matched."
-    )
-    if m.get("speedup") == 0 and not m.get("max_rate"):
-        lines.append(
-            "Measured while the fleet was published as fast as the broker acknowledged, so it includes "
-            "any ingest backlog; a paced run measures the latency of a live tracker."
-        )
-    if images:
-        lines += ["", "## Plots", ""] + [f"![{k}]({v})" for k, v in images.items()]
-    if ev.missed:
-        lines += [
-            "",
-            "## Missed incidents",
-            "",
-            "| id | type | tracker | trip | start | details |",
-            "|---|---|---|---|---|---|",
-        ]
-        for e in ev.missed:
-            lines.append(
-                f"| {e.id} | {e.type} | {e.tracker_id} | {e.trip_id} | {utc_iso(e.start)} | "
-                f"{json.dumps(e.details, ensure_ascii=False)} |"
-            )
-    if ev.false_alerts:
-        lines += [
-            "",
-            "## False alerts",
-            "",
-            "| type | tracker | trip | ts | clean trip | near | details |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for a in ev.false_alerts[:200]:
-            c = a["context"]
-            near = ", ".join(b["type"] for b in c["near_benign"]) or "–"
-            lines.append(
-                f"| {a['type']} | {a['tracker_id']} | {a.get('trip_id')} | {a['ts']} | {c['clean_trip']} | "
-                f"{near} | {json.dumps(a.get('details', {}), ensure_ascii=False)[:200]} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _mpl_version() -> tuple[int, int]:
-    import matplotlib
-
-    major, minor = matplotlib.__version__.split(".")[:2]
-    return int(major), int(minor)
-
-
-def _box(plt: Any, data: dict[str, list[float]], xlabel: str, title: str, path: Path) -> None:
-    """A horizontal box plot per alert type, with every value as a dot."""
-    fig, ax = plt.subplots(figsize=(9, 4))
-    names = list(data)
-    horizontal: dict[str, Any] = {"orientation": "horizontal"} if _mpl_version() >= (3, 10) else {"vert": False}
-    ax.boxplot([data[n] for n in names], whis=(0, 100), **horizontal)
-    for i, n in enumerate(names):
-        ax.scatter(data[n], [i + 1] * len(data[n]), s=10, alpha=0.6)
-    ax.set_yticks(range(1, len(names) + 1), names)
-    ax.set_xlabel(xlabel)
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def plot(ev: Evaluation, out_dir: Path) -> dict[str, str]:
-    """PNG plots next to the report; returns {title: file name}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out: dict[str, str] = {}
-    types = [t for t, s in ev.scores.items() if s.incidents or s.alerts]
-    if types:
-        fig, ax = plt.subplots(figsize=(9, 4))
-        w = 0.27
-        for k, (name, get) in enumerate(
-            (("precision", lambda s: s.precision), ("recall", lambda s: s.recall), ("F1", lambda s: s.f1))
-        ):
-            vals = [get(ev.scores[t]) for t in types]
-            ax.bar(
-                [i + (k - 1) * w for i in range(len(types))],
-                [v if v is not None else 0 for v in vals],
-                w,
-                label=name,
-            )
-        ax.set_xticks(range(len(types)), types, rotation=30, ha="right")
-        ax.set_title("Precision, recall and F1 per alert type")
-        ax.set_ylim(0, 1.18)
-        ax.legend(loc="upper center", ncol=3, frameon=False)
-        fig.tight_layout()
-        fig.savefig(out_dir / "scores.png", dpi=90)
-        plt.close(fig)
-        out["Precision, recall and F1"] = "scores.png"
-    for key, series, label, title, name in (
-        ("Detection delay", ev.delays, "alert ts − incident start", "Detection delay", "delay.png"),
-        (
-            "Time to alert",
-            ev.time_to_alert,
-            "simulated time at raise − incident start",
-            "Time to alert",
-            "time_to_alert.png",
-        ),
-    ):
-        data = {t: [x / 60 for x in v] for t, v in series.items() if v}
-        if data:
-            _box(plt, data, f"{label} (minutes, event time)", title, out_dir / name)
-            out[key] = name
-    if ev.seal_latency:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.hist([1000 * x for x in ev.seal_latency], bins=min(30, max(5, len(ev.seal_latency))))
-        ax.set_xlabel("raised_at − publish time (ms, wall clock)")
-        ax.set_ylabel("seal breaks")
-        ax.set_title("Seal-break alert latency")
-        fig.tight_layout()
-        fig.savefig(out_dir / "seal_latency.png", dpi=90)
-        plt.close(fig)
-        out["Seal-break latency"] = "seal_latency.png"
-    return out
-
-
-def write_report(ev: Evaluation, out_dir: Path, plots: bool = True) -> Path:
-    """report.md (+ PNGs, + evaluation.json) in out_dir; returns the Markdown path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    images = plot(ev, out_dir) if plots else {}
-    md = out_dir / "report.md"
-    md.write_text(to_markdown(ev, images), encoding="utf-8")
-    (out_dir / "evaluation.json").write_text(json.dumps(ev.summary(), indent=1, ensure_ascii=False, default=str))
-    return md
 
 
 # ----- the whole run ---------------------------------------------------------------------------------
