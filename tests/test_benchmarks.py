@@ -19,7 +19,11 @@ RUNS: list[tuple[str, list[str], str]] = [
     ("crates", ["--crates", "50", "--repeat", "1", "--legacy-repeat", "1", "--ingest-messages", "500",
                 "--ingest-trackers", "50", "--ingest-rounds", "1"], "crates"),
     ("ingest", ["--messages", "600", "--naive-messages", "100", "--trackers", "50", "--rounds", "1"], "bare"),
-    ("storage", ["--readings", "1000", "--trackers", "20", "--batches", "100"], "sqlite"),
+    ("storage_ingest", ["--readings", "1000", "--trackers", "20", "--batches", "100"], "sqlite"),
+    ("places", ["--points", "2000", "--repeat", "1"], "µs/point"),
+    ("notify", ["--alerts", "20", "--channels", "0", "1", "--events", "50"], "deliveries/s"),
+    ("engines", ["--messages", "300"], "JetStream"),
+    ("cluster", ["--messages", "600", "--trackers", "30", "--workers", "1,2", "--mode", "stream"], "readings/s"),
     ("embedded_broker", ["--messages", "300", "--publishers", "1"], "msg"),
     ("latency", ["--background", "100", "--rate", "100", "--probes", "5", "--spacing", "0.05", "--warmup", "1"],
      "p99_ms"),
@@ -34,7 +38,9 @@ RUNS: list[tuple[str, list[str], str]] = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("module", "args", "expect"), RUNS, ids=[r[0] for r in RUNS])
 def test_benchmark_runs(module: str, args: list[str], expect: str) -> None:
-    if module in ("latency", "recovery", "dashboard", "ingest", "embedded_broker") and not shutil.which("mosquitto"):
+    if module in ("latency", "recovery", "dashboard", "ingest", "embedded_broker", "cluster") and not shutil.which(
+        "mosquitto"
+    ):
         pytest.fail("mosquitto is not installed (apt-get install mosquitto)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
