@@ -38,11 +38,17 @@ class Unit:
     status: tuple[str, str, float] | None = None
 
 
+def _covers(sc: Scenario, weights: dict[str, float]) -> bool:
+    kinds = [s.kind for t in sc.trackers for s in t.silences]
+    return kinds.count("jammed") >= 2 and "off" in kinds and {e.type for e in sc.incidents} >= set(weights)
+
+
 @functools.cache
 def fleet() -> tuple[Scenario, tuple[Unit, ...], tuple[Trip, ...]]:
-    # 14 crates, 11 with one incident each (signal_lost weighted up): seed 1 has two jammed trackers (their
-    # fix-less readings arrive as a backlog after the silence) and a switched-off one, dead-zone backlogs,
-    # and every other incident type.
+    # 14 crates, 11 with one incident each (signal_lost weighted up): the first seed that gives two jammed
+    # trackers (their fix-less readings arrive as a backlog after the silence) and a switched-off one,
+    # dead-zone backlogs, and every other incident type. Chosen, not fixed: a change of the simulator's
+    # draws must not quietly take the cases this test is about out of it.
     weights = dict.fromkeys(
         (
             "unscheduled_stop",
@@ -58,7 +64,11 @@ def fleet() -> tuple[Scenario, tuple[Unit, ...], tuple[Trip, ...]]:
     )
     weights["signal_lost"] = 3.0
     cfg = SimConfig(prefix="PB", legs=1, dead_zones_per_trip=1.5, incident_weights=weights)
-    sc = build_scenario(seed=1, trackers=14, incidents_rate=0.8, config=cfg)
+    sc = next(
+        sc
+        for seed in range(1, 40)
+        if _covers((sc := build_scenario(seed=seed, trackers=14, incidents_rate=0.8, config=cfg)), weights)
+    )
     seen: set[tuple[str, float, int]] = set()
     units: list[Unit] = []
     for m in sc.messages():
