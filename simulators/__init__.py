@@ -48,6 +48,6 @@ Public API (everything else in the package is internal):
 
 `simulators.harness.LocalKawal(workdir, clock="event", broker="auto")`: a private `kawal serve`.
 
-Commands: `kawal simulate` and `kawal evaluate` (simulators/cli.py). Documentation: docs/simulator.md,
-docs/evaluation.md.
+Commands: `kawal simulate` and `kawal evaluate` (simulators/cli.py, simulators/cli_evaluate.py).
+Documentation: docs/simulator.md, docs/evaluation.md.
 """

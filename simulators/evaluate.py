@@ -34,7 +34,7 @@ from simulators.custody import HandoverPoster
 from simulators.eval_report import plot, to_markdown, write_report
 from simulators.publish import Publisher, PublishStats
 from simulators.register import register_trips
-from simulators.scenario import INCIDENT_TYPES, Scenario, SimConfig, build_scenario, utc_iso
+from simulators.scenario import Scenario, SimConfig, build_scenario, utc_iso
 from simulators.scoring import Evaluation, SimClock, TypeScore, quality_failures, score
 
 # Scoring and the report live in their own modules; their names stay importable from here.
