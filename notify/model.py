@@ -21,7 +21,14 @@ _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+$")
 # Alert changes recorded by alerts/store.py, by action, and the event a channel receives for each.
 # A detector's refresh of an open alert ("update") is not pushed: a moving crate refreshes a route
 # deviation at every reading, and chat groups would drown; the dashboard's stream has every change.
-EVENT_OF_ACTION: dict[str, str] = {"raise": RAISED, "ack": UPDATED, "resolve": UPDATED, "auto_resolve": UPDATED}
+# A reopen (the condition came back within the hold-off, alerts/reopen.py) is pushed: the alert is open again.
+EVENT_OF_ACTION: dict[str, str] = {
+    "raise": RAISED,
+    "ack": UPDATED,
+    "resolve": UPDATED,
+    "auto_resolve": UPDATED,
+    "reopen": UPDATED,
+}
 EMAIL_EVENTS = frozenset({RAISED, ESCALATED})
 
 

@@ -198,3 +198,22 @@ def test_an_unreadable_channel_row_never_blocks_an_alert(database: Database) -> 
     a = alerts.apply(_raise(AlertType.SEAL_BREAK, "TRK-1"))
     assert a is not None and alerts.get(a.id) is not None
     assert notify.depth() == {"good": 1}
+
+
+def test_a_reopened_alert_is_pushed_as_an_update(database: Database) -> None:
+    alerts, notify = _stores(database)
+    notify.put("all", _webhook(), "test", time.time())
+    first = alerts.apply(_raise(AlertType.SIGNAL_LOST, "TRK-1"))
+    assert first is not None
+    resolved = alerts.apply(_raise(AlertType.SIGNAL_LOST, "TRK-1").model_copy(update={"action": AlertAction.RESOLVE}))
+    again = alerts.apply(_raise(AlertType.SIGNAL_LOST, "TRK-1"))
+    assert resolved is not None and resolved.status == "resolved"
+    assert again is not None and again.id == first.id and again.status == "open"
+    assert [h.action for h in again.history] == ["raise", "auto_resolve", "reopen"]
+    assert _events(notify, "all") == [
+        ("alert.raised", first.id),
+        ("alert.updated", first.id),
+        ("alert.updated", first.id),
+    ]
+    bodies = [d.body for d in notify.pending("all", 10)]
+    assert '"status":"resolved"' in bodies[1] and '"status":"open"' in bodies[2]
