@@ -83,7 +83,7 @@ def serve(**options: Any) -> None:
     from kawal.broker import BrokerError
     from kawal.places import PlacesError
     from kawal.service import PortInUse, Service
-    from storage.sqlite.check import DatabaseDamaged
+    from storage.sqlite.check import DatabaseRefused
 
     service = Service(settings_from_options(**options))
     stop = threading.Event()
@@ -91,7 +91,7 @@ def serve(**options: Any) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         service.start()
-    except (PortInUse, BrokerError, DatabaseDamaged, PlacesError) as e:
+    except (PortInUse, BrokerError, DatabaseRefused, PlacesError) as e:
         service.stop()
         raise click.ClickException(str(e)) from None
     try:

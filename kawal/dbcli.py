@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from storage import is_url
-from storage.sqlite.check import problems, recovery_steps
+from storage.sqlite.check import DatabaseUnusable, problems, recovery_steps
 
 
 def _sqlite_path(db: str) -> Path:
@@ -42,7 +42,10 @@ def check(target: str, full: bool) -> None:
     """Say whether the database file is sound; exit status 1 when it is damaged."""
     path = _sqlite_path(target)
     t0 = time.monotonic()
-    found = problems(path, full=full)
+    try:
+        found = problems(path, full=full)
+    except DatabaseUnusable as e:
+        raise click.ClickException(str(e)) from None
     took = time.monotonic() - t0
     if not found:
         click.echo(f"{path}: ok ({'integrity' if full else 'quick'}_check, {took:.1f} s)")
@@ -70,7 +73,10 @@ def backup(destination: Path, target: str) -> None:
     finally:
         dst.close()
         src.close()
-    found = problems(destination)
+    try:
+        found = problems(destination)
+    except DatabaseUnusable as e:
+        raise click.ClickException(str(e)) from None
     if found:
         raise click.ClickException(f"the copy {destination} fails its check: {'; '.join(found[:3])}")
     size = destination.stat().st_size

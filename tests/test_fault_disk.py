@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from storage.sqlite import SqliteDatabase
 from tests.faults import health, publish, publisher, stop, stored
-from tests.servers import KawalServer, Mosquitto, wait_for
+from tests.servers import KawalServer, Mosquitto, free_port, wait_for
 
 NOTE = "x" * 2000  # an unknown field is kept with the reading: each one takes real space
 
@@ -84,3 +86,31 @@ def test_disk_full_then_space_returns(kawal_factory: Callable[..., KawalServer],
             stop(pub)
         finally:
             broker.stop()
+
+
+def test_read_only_database_is_refused_at_start_not_called_damaged(tmp_path: Path) -> None:
+    """The kernel will not turn a filesystem read-only under open files, so this is the start: a store
+    Kawal could not write is refused with what to do, and is not mistaken for a damaged file."""
+    with small_filesystem(tmp_path / "small", "8m") as fs:
+        SqliteDatabase(fs / "kawal.db").close()
+        subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
+        env.update(
+            KAWAL_DB=str(fs / "kawal.db"),
+            KAWAL_HTTP_PORT=str(free_port()),
+            KAWAL_MQTT_URL=f"mqtt://127.0.0.1:{free_port()}",
+        )
+        r = subprocess.run(
+            [sys.executable, "-m", "kawal", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+        )
+        assert r.returncode != 0
+        assert f"the database {fs / 'kawal.db'} is on a read-only filesystem" in r.stderr, r.stderr
+        assert "damaged" not in r.stderr and "Traceback" not in r.stderr
+        check = subprocess.run(
+            [sys.executable, "-m", "kawal", "db", "check", "--db", str(fs / "kawal.db")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "damaged" not in check.stderr, check.stderr
