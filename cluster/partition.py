@@ -24,7 +24,7 @@ from devices.decode import Decoded
 from devices.reading import Reading
 from ingest.mqtt import InboundMessage
 from kawal.metrics import Metrics
-from kawal.trips import TripRepository
+from kawal.trips import Trip, TripRepository
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class PartitionedDetector:
         self._held: dict[int, _Held] = {}
         self._ops: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._last_snapshot = time.monotonic()
-        self.replayed = 0  # messages taken again after an adoption (stored before, new to this worker)
+        self._trips: dict[int, list[Trip]] | None = None  # by partition, read once per round of adoptions
 
     # ---- from other threads ----------------------------------------------------------------------
 
@@ -84,6 +84,7 @@ class PartitionedDetector:
     # ---- the pipeline thread ---------------------------------------------------------------------
 
     def _apply_ops(self) -> None:
+        self._trips = None
         while True:
             try:
                 op = self._ops.get_nowait()
@@ -96,7 +97,11 @@ class PartitionedDetector:
 
     def _adopt(self, part: int, token: int, seq: int, state: bytes | None) -> None:
         engine = self.make_engine()
-        engine.set_trips([t for t in self.trips.list() if partition_of(t.tracker_id, self.partitions) == part])
+        if self._trips is None:  # a worker that starts adopts many partitions at once: one read for all
+            self._trips = {}
+            for t in self.trips.list():
+                self._trips.setdefault(partition_of(t.tracker_id, self.partitions), []).append(t)
+        engine.set_trips(self._trips.get(part, []))
         if state is not None:
             try:
                 engine.restore(state)
@@ -116,6 +121,7 @@ class PartitionedDetector:
             saved.set()
 
     def _trip_changed(self, trip_id: str) -> None:
+        self._trips = None  # an adoption after this reads the trips again
         trip = self.trips.get(trip_id)
         if trip is None:
             return
