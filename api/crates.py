@@ -11,7 +11,7 @@ materialised by ingest (ingest/latest.py), so the whole fleet is one join of tri
 on trips), one query for crates bound only in the registry, and one grouped count of open alerts; one
 crate is two or three indexed lookups. The few trip fields the view needs (destination zone, district,
 depart_after) come from each trip's JSON body, read once per trip version and cached; a crate whose data
-did not change since the last computation keeps its row and its built `Crate`.
+did not change since the last computation keeps its row and its built `Crate`. The trip side: api/crate_trips.py.
 """
 
 from __future__ import annotations
@@ -24,16 +24,14 @@ from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Any
 
-import orjson
-
+from api.crate_trips import N_STAMP, N_TRIP_INFO, STAMP, TRIP_INFO, TripInfo, TripInfoCache, bound, trip_info
 from api.deps import AppContext
 from api.geography import kecamatan_counts
 from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Fix, Summary, TrackPoint
 from devices.reading import Reading
 from kawal.geodesy import distance_m
 from kawal.places import Place, Places
-from kawal.timeutil import parse_time, rfc3339
-from storage import Connection
+from kawal.timeutil import rfc3339
 
 # The state columns of a tracker, prefixed for a join (k = trackers).
 # The tracker state the view shows (ingest/latest.py keeps it; the seq columns only order it), and the
@@ -43,15 +41,7 @@ _K_STATE = (
     " k.seal, k.seal_ts, k.seq_missing"
 )
 _LAST_SEEN, _FIX_TS, _LAT, _LON, _ACC, _SPD, _HDG, _BAT, _SEAL, _SEAL_TS, _SEQ_MISSING = range(1, 12)
-# What the view needs of a trip: its keys and its body (the rest is read from the JSON in _trip_info, once
-# per version of the trip); depart_after from the body too, so it is exactly the Trip's (milliseconds).
-_TRIP_INFO = "t.trip_id, t.crate_id, t.tracker_id, t.body"
-_N_TRIP_INFO = 4
-# A trip's version: any change through TripRepository sets updated_at (all served by index trips_view).
-_STAMP = "t.trip_id, t.updated_at, t.crate_id, t.tracker_id"
-_N_STAMP = 4
 _OPEN = "status != 'resolved'"  # unresolved, as the alerts_one_open index has it
-_INFO_IN_CHUNK = 500  # trip ids per `IN (...)` when only some trips changed
 
 
 def fix_out(r: Reading) -> Fix:
@@ -61,97 +51,6 @@ def fix_out(r: Reading) -> Fix:
 
 def track_point(r: Reading) -> TrackPoint:
     return TrackPoint(**fix_out(r).model_dump(), seal=r.seal)
-
-
-# -- trips, as the view needs them ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TripInfo:
-    trip_id: str
-    crate_id: str
-    tracker_id: str
-    depart_after: float
-    destination: str
-    dest_lat: float
-    dest_lon: float
-    dest_radius_m: float
-    district: str  # the trip's `district` field, else its destination's name
-    handover_at: float | None = None  # the trip ended then (CONTRACT 2.6): the crate is in storage after
-
-
-def _district(value: Any, destination: str) -> str:
-    """The trip's `district` field as Trip.model_extra has it (str() of the JSON value) when present and
-    not empty, else the destination's name."""
-    if value is None or value == "":
-        return destination
-    return str(value)
-
-
-def _trip_info(r: Sequence[Any]) -> TripInfo:
-    """TripInfo from the _TRIP_INFO columns."""
-    body = orjson.loads(r[3])
-    d = body["destination"]
-    dest = str(d["name"])
-    return TripInfo(
-        str(r[0]),
-        str(r[1]),
-        str(r[2]),
-        parse_time(body["depart_after"]),
-        dest,
-        float(d["lat"]),
-        float(d["lon"]),
-        float(d["radius_m"]),
-        _district(body.get("district"), dest),
-        None if body.get("handover_at") is None else parse_time(body["handover_at"]),
-    )
-
-
-def bound(trips: Sequence[TripInfo], at: float) -> TripInfo | None:
-    """kawal.trips.bound_trip on TripInfo: the latest trip that has departed by `at`, else the first."""
-    if not trips:
-        return None
-    started = [t for t in trips if t.depart_after <= at]
-    if started:
-        return max(started, key=lambda t: (t.depart_after, t.trip_id))
-    return min(trips, key=lambda t: (t.depart_after, t.trip_id))
-
-
-class TripInfoCache:
-    """TripInfo per trip, read from the trip's body once per version of the trip (its updated_at and key
-    columns), so recomputing the fleet does not parse every trip's route again."""
-
-    def __init__(self) -> None:
-        # trip_id -> ((updated_at, crate_id, tracker_id), TripInfo)
-        self._info: dict[str, tuple[tuple[Any, ...], TripInfo]] = {}
-
-    def resolve(self, conn: Connection, trips: Sequence[Sequence[Any]]) -> dict[str, TripInfo]:
-        """TripInfo of the trips whose _STAMP columns are `trips`; re-reads the bodies that changed.
-        Run it in the read transaction that gave `trips`, so every one of them is found."""
-        info = self._info
-        stale = [r[0] for r in trips if (hit := info.get(r[0])) is None or hit[0] != r[1:_N_STAMP]]
-        if stale:
-            cur = conn.plain_cursor()
-            if len(stale) > len(trips) // 2:
-                self._store(cur.execute(f"SELECT {_STAMP}, {_TRIP_INFO} FROM trips t"))
-            else:
-                for i in range(0, len(stale), _INFO_IN_CHUNK):
-                    chunk = stale[i : i + _INFO_IN_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    self._store(
-                        cur.execute(f"SELECT {_STAMP}, {_TRIP_INFO} FROM trips t WHERE t.trip_id IN ({marks})", chunk)
-                    )
-        if len(info) > len(trips):  # trips are not deleted today; keep memory bounded anyway
-            keep = {r[0] for r in trips}
-            self._info = info = {tid: v for tid, v in info.items() if tid in keep}
-        return {tid: v[1] for tid, v in info.items()}
-
-    def _store(self, rows: Iterable[Sequence[Any]]) -> None:
-        for r in rows:
-            self._info[r[0]] = (tuple(r[1:_N_STAMP]), _trip_info(r[_N_STAMP:]))
-
-    def clear(self) -> None:
-        self._info.clear()
 
 
 # -- crates --------------------------------------------------------------------------------------------
@@ -311,7 +210,7 @@ def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fl
     with ctx.db.read() as conn:  # one snapshot for the four queries
         cur = conn.plain_cursor()  # plain tuples: the fleet is many rows
         joined = cur.execute(
-            f"SELECT {_STAMP}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
+            f"SELECT {STAMP}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
             " ORDER BY t.crate_id, t.depart_after, t.trip_id"
         ).fetchall()
         info = trips.resolve(conn, joined)
@@ -342,7 +241,7 @@ def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fl
             t = bound([info[m[0]] for m in members], now)
             r = next(m for m in members if t is not None and m[0] == t.trip_id)
             trip = info[r[0]]
-        row = _row(crate_id, trip, trip.tracker_id, r[_N_STAMP:], open_counts, now, ctx.places)
+        row = _row(crate_id, trip, trip.tracker_id, r[N_STAMP:], open_counts, now, ctx.places)
         row.source = r if len(members) == 1 else ()
         rows.append(row)
     with_trips = {c.crate_id for c in rows}
@@ -362,13 +261,13 @@ def one_crate(ctx: AppContext, crate_id: str) -> Crate | None:
     now = ctx.clock.now()
     conn = ctx.db.conn()
     joined = conn.execute(
-        f"SELECT {_TRIP_INFO}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
+        f"SELECT {TRIP_INFO}, {_K_STATE} FROM trips t LEFT JOIN trackers k ON k.tracker_id = t.tracker_id"
         " WHERE t.crate_id = ?",
         (crate_id,),
     ).fetchall()
     trip: TripInfo | None = None
     if joined:
-        infos = [(_trip_info(r), tuple(r[_N_TRIP_INFO:])) for r in joined]
+        infos = [(trip_info(r), tuple(r[N_TRIP_INFO:])) for r in joined]
         trip = bound([i for i, _ in infos], now)
         tracker_id: str | None = trip.tracker_id if trip is not None else None
         k: tuple[Any, ...] | None = next(s for i, s in infos if i is trip)
