@@ -111,7 +111,17 @@ class RouteIndex:
         if hi > n:
             hi = n
         for i in range(hint, hi):
-            if seg_dist2(xs[i], ys[i], xs[i + 1], ys[i + 1], x, y) <= thr2:
+            d2 = seg_dist2(xs[i], ys[i], xs[i + 1], ys[i + 1], x, y)
+            if d2 <= thr2:
+                # Move on to the nearest segment ahead, so the hint keeps up with the crate: on a route of
+                # short segments the first one within the corridor lies far behind, and every later search
+                # would walk the same stretch again.
+                while i + 1 < n:
+                    nd2 = seg_dist2(xs[i + 1], ys[i + 1], xs[i + 2], ys[i + 2], x, y)
+                    if nd2 > d2:
+                        break
+                    i += 1
+                    d2 = nd2
                 return i
         for i in range(hint - 1, lo - 1, -1):
             if seg_dist2(xs[i], ys[i], xs[i + 1], ys[i + 1], x, y) <= thr2:
