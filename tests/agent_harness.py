@@ -34,6 +34,7 @@ class Observer:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho takes float delays
         self.client.connect("127.0.0.1", self.port)
         self.client.loop_start()
@@ -43,7 +44,9 @@ class Observer:
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         client.subscribe(f"kawal/v1/{self.tracker_id}/#", qos=1)
-        self.subscribed.set()
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self.subscribed.set()  # the broker has the subscription (SUBACK): it is in its session from now on
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         leaf = msg.topic.rsplit("/", 1)[-1]

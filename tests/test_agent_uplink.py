@@ -186,3 +186,25 @@ def test_mqtts_with_the_provisioned_ca(mosquitto_factory: Callable[..., Mosquitt
         assert untrusted.agent.store.size() == 1  # the start-up reading waits in the queue
     finally:
         untrusted.stop()
+
+
+def test_full_queue_drops_the_oldest_and_says_so(mosquitto: Mosquitto, observer: Observer, tmp_path: Path) -> None:
+    mosquitto.stop()  # the observer's persistent session waits in the broker's store
+    run = Running(tmp_path, mosquitto.port, interval_s=0.2, moving_interval_s=0.2, queue_max=10)
+    try:
+        wait_for(lambda: run.agent.store.dropped >= 10, timeout=30, what="drops from the full queue")
+        observer.subscribed.clear()
+        mosquitto.start()
+        wait_for(observer.subscribed.is_set, timeout=20, what="observer back")
+        wait_for(lambda: len(observer.readings()) >= 12, timeout=30, what="readings after the outage")
+        dropped = run.agent.store.dropped
+    finally:
+        run.stop()
+    readings = observer.readings()
+    seqs = sorted({r["seq"] for r in readings})
+    # The oldest went first, exactly as many as counted, and nothing after them was lost.
+    assert seqs[0] == dropped >= 10
+    assert seqs == list(range(seqs[0], seqs[-1] + 1))
+    # Each reading says how many had been dropped when it was taken; the latest say all of them.
+    assert max(r["dropped"] for r in readings) == dropped
+    assert all(r["dropped"] <= r["seq"] for r in readings)
