@@ -172,7 +172,9 @@ class MqttConsumer:
         backoff = Backoff(RECONNECT_MIN_S, RECONNECT_MAX_S)
         while not self._stopping.is_set():
             try:
-                socket.create_connection((a.host, a.port), timeout=PROBE_TIMEOUT_S).close()
+                with socket.create_connection((a.host, a.port), timeout=PROBE_TIMEOUT_S) as sock:
+                    if a.tls:  # a wrong CA or an expired certificate is named here, not as "connection lost"
+                        self._tls_context().wrap_socket(sock, server_hostname=a.host).close()
                 return True
             except OSError as e:
                 delay = backoff.next()
@@ -180,6 +182,15 @@ class MqttConsumer:
                 log.warning("%s in %.0fs", self.reason, delay)
                 self._stopping.wait(delay)
         return False
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The same verification as the paho client's tls_set: the CA file (else the system's CAs), the host
+        name, and the client certificate if one is set."""
+        s = self.settings
+        ctx = ssl.create_default_context(cafile=s.mqtt_ca_file)
+        if s.mqtt_cert_file:
+            ctx.load_cert_chain(s.mqtt_cert_file, s.mqtt_key_file)
+        return ctx
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
@@ -346,6 +357,10 @@ def describe_connect_error(e: OSError) -> str:
     """A TCP connect failure in a few words: "connection refused", "timed out", "unknown host"..."""
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(e, ssl.SSLCertVerificationError):
+        return f"TLS certificate not accepted ({e.verify_message})"
+    if isinstance(e, ssl.SSLError):
+        return f"TLS handshake failed ({e.reason or e})"
     if isinstance(e, TimeoutError):
         return "connection timed out"
     if isinstance(e, socket.gaierror):

@@ -133,3 +133,16 @@ def test_mqtts_without_the_client_certificate_is_not_let_in(
     wait_for(lambda: expected in health(srv)[1].get("reasons", []), 30, "the dropped connection in /healthz")
     assert health(srv)[0] == 503
     assert "session present" not in srv.log()  # never connected
+
+
+def test_a_broker_certificate_the_ca_does_not_sign_is_named(
+    kawal_factory: Callable[..., KawalServer], tls_broker: TlsBroker
+) -> None:
+    _, tls_port, _, _ = tls_broker
+    srv = kawal_factory(env={"KAWAL_MQTT_URL": f"mqtts://127.0.0.1:{tls_port}"}, start=False).start(wait=False)
+
+    def named() -> bool:
+        return any("TLS certificate not accepted" in r for r in health(srv)[1].get("reasons", []))
+
+    wait_for(named, 30, "the untrusted broker certificate named in /healthz")
+    assert f"to 127.0.0.1:{tls_port}, retrying" in health(srv)[1]["reason"]
