@@ -38,10 +38,19 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
+# The workload and MQTT helpers (benchmarks/ingest_workload.py) stay importable from here.
+from benchmarks.ingest_workload import (  # noqa: F401
+    BASE,
+    T0,
+    create_session,
+    destination,
+    preload,
+    trips_for,
+    v5_client,
+    wait_until,
+    workload,
+)
 from devices.registry import TrackerRegistry
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.pipeline import Detector, IngestPipeline, NullDetector
@@ -65,10 +74,6 @@ class AutoAckConsumer(MqttConsumer):
         return None
 
 
-T0 = time.time() - 6 * 3600
-BASE = (-7.546, 112.233)  # KPU Jombang warehouse
-
-
 @dataclass
 class Result:
     name: str
@@ -85,109 +90,6 @@ class Result:
     def cpu_us(self) -> float:
         """CPU microseconds per reading: unlike wall time, barely affected by other load on the machine."""
         return self.cpu / self.readings * 1e6
-
-
-# -- workload ----------------------------------------------------------------------------------------------
-
-
-def destination(t: int) -> tuple[float, float]:
-    ang = 2 * math.pi * t / 97
-    return BASE[0] + 0.08 * math.sin(ang), BASE[1] + 0.08 * math.cos(ang)
-
-
-def workload(n: int, trackers: int) -> list[tuple[str, bytes]]:
-    """n single-reading messages, round-robin over trackers driving from the warehouse to a PPK."""
-    per = math.ceil(n / trackers)
-    msgs: list[tuple[str, bytes]] = []
-    for i in range(per):
-        f = i / max(1, per - 1)
-        for t in range(trackers):
-            if len(msgs) == n:
-                break
-            lat1, lon1 = destination(t)
-            body = {
-                "ts": round(T0 + i * 10.0, 3),
-                "seq": i,
-                "lat": round(BASE[0] + (lat1 - BASE[0]) * f, 6),
-                "lon": round(BASE[1] + (lon1 - BASE[1]) * f, 6),
-                "acc": 6.5,
-                "spd": 35.0,
-                "hdg": 180.0,
-                "bat": 88,
-                "seal": "closed",
-            }
-            msgs.append((f"kawal/v1/TRK-{t:05d}/telemetry", json.dumps(body).encode()))
-    return msgs
-
-
-def trips_for(trackers: int) -> list[Any]:
-    from kawal.trips import Trip
-
-    out = []
-    for t in range(trackers):
-        dest = destination(t)
-        out.append(
-            Trip.model_validate(
-                {
-                    "trip_id": f"T-{t:05d}",
-                    "crate_id": f"JBG-{t:05d}",
-                    "tracker_id": f"TRK-{t:05d}",
-                    "origin": {"name": "Gudang KPU Jombang", "lat": BASE[0], "lon": BASE[1], "radius_m": 150},
-                    "destination": {"name": f"PPK {t}", "lat": dest[0], "lon": dest[1], "radius_m": 150},
-                    "route": [list(BASE), list(dest)],
-                    "depart_after": T0 - 60,
-                    "arrive_by": T0 + 30 * 86400,
-                }
-            )
-        )
-    return out
-
-
-# -- MQTT helpers ------------------------------------------------------------------------------------------
-
-
-def v5_client(client_id: str, clean: bool = False) -> tuple[mqtt.Client, Properties]:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0 if clean else 3600
-    return c, props
-
-
-def create_session(port: int, client_id: str) -> None:
-    """Subscribe a persistent session, then leave: messages published now queue for it."""
-    c, props = v5_client(client_id)
-    done = threading.Event()
-    c.on_subscribe = lambda *a: done.set()
-    c.on_connect = lambda cl, *a: cl.subscribe(
-        [("kawal/v1/+/telemetry", 1), ("kawal/v1/+/status", 1), ("owntracks/+/+", 1)]
-    )
-    c.connect("127.0.0.1", port, clean_start=True, properties=props)
-    c.loop_start()
-    assert done.wait(10)
-    c.disconnect()
-    c.loop_stop()
-
-
-def preload(port: int, msgs: list[tuple[str, bytes]]) -> None:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher", protocol=mqtt.MQTTv311)
-    c.max_inflight_messages_set(1000)
-    c.max_queued_messages_set(0)
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    for i in range(0, len(msgs), 20_000):  # packet ids wrap at 65535: keep fewer than that outstanding
-        infos = [c.publish(t, p, qos=1) for t, p in msgs[i : i + 20_000]]
-        for info in infos:
-            info.wait_for_publish(120)
-    c.disconnect()
-    c.loop_stop()
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 600.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark run did not finish")
-        time.sleep(0.005)
 
 
 # -- runs --------------------------------------------------------------------------------------------------
