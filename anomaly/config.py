@@ -199,7 +199,7 @@ class DetectionConfig:
     repeats the position (100 %). Moving fixes are not used: fixes 10-60 s apart on a bending road differ by
     geometry far more than by noise."""
 
-    noise_alpha: float = 0.1
+    noise_alpha: float = 0.15
     """The clean share of a trip's rest fixes is an exponential average with this weight ..."""
 
     noise_min_samples: int = 10

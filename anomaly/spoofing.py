@@ -142,8 +142,9 @@ class SpoofingDetector(Detector):
             return
         clean = 1.0 if d < cfg.noise_clean_m else 0.0
         transit = c.phase is Phase.TRANSIT
-        judging = transit and st.nz_n >= cfg.noise_min_samples and st.nz_avg >= cfg.noise_clean_share
-        if not judging:  # the receiver's own noise, learned slowly (not from a trip that already looks too clean)
+        # The receiver's own noise, learned slowly: in storage, and in transit only while the trip still looks
+        # like it (a baseline that followed a GPS simulator's repeats would soon excuse them).
+        if not transit or st.nz_n == 0 or st.nz_avg <= cfg.noise_own_share:
             base = st.nz_base
             st.nz_base = clean if st.nz_bn == 0 else base + BASELINE_ALPHA * (clean - base)
             st.nz_bn += 1

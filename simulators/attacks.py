@@ -18,6 +18,7 @@ each with one attack; `apply_attack` rewrites the reading a tracker sends while 
 from __future__ import annotations
 
 import random
+from bisect import bisect_left
 from typing import Any
 
 from simulators.model import Scenario, TrackerSpec, TripSpec, TruthEvent
@@ -81,7 +82,8 @@ def _plan_one(
         for cand in sources:  # another crate's trip of the day before, long enough to copy
             d = _drive_of(cand, cand.trips[0])
             day_before = cand.trips[0].departure < trip.departure - 6 * 3600
-            if cand is not spec and day_before and d is not None and d.t1 - d.t0 >= length + 300:
+            fits = d is not None and d.t1 - d.t0 >= length + 300
+            if cand is not spec and not cand.attacks and day_before and fits and d is not None:
                 start = _moving_start(d, d.t0 + 60, d.t1 - length - 60, length, rng)
                 if _moving_share(d, start, length) >= 0.8:  # a drive worth copying, not a parked lorry
                     attack["source"] = cand.index
@@ -101,10 +103,11 @@ def plan_attacks(sc: Scenario, per_kind: int) -> None:
     rng.shuffle(native)
     kinds = [k for k in (*ATTACK_TYPES, "tracker_reboot") for _ in range(per_kind)]
     seq_no = len(sc.truth)
+    sources: set[int] = set()
     for kind in kinds:
         planned = None
         for spec in native:
-            if not spec.attacks:
+            if not spec.attacks and spec.index not in sources:
                 planned = _plan_one(spec, kind, rng, native)
                 if planned is not None:
                     break
@@ -112,6 +115,8 @@ def plan_attacks(sc: Scenario, per_kind: int) -> None:
             sc.skipped[kind] = sc.skipped.get(kind, 0) + 1
             continue
         trip, attack = planned
+        if "source" in attack:
+            sources.add(attack["source"])  # the recording must stay clean: no attack on the source
         t0, t1 = attack["t0"], attack["t1"]
         spec.attacks.append(attack)
         if kind != "tracker_reboot":
@@ -144,6 +149,8 @@ class AttackState:
     def __init__(self, sc: Scenario, spec: TrackerSpec) -> None:
         self.spec = spec
         self.source: list[dict[str, Any]] = []
+        self.source_ts: list[float] = []
+        self.shift = 0.0
         self.seq_base: int | None = None
         for a in spec.attacks:
             if a["kind"] == "replay":
@@ -151,7 +158,9 @@ class AttackState:
 
                 src = sc.trackers[a["source"]]
                 t0 = a["source_t0"]
-                self.source = [r for r in recorded_readings(sc, src) if t0 <= r["ts"] and "lat" in r]
+                self.source = [r for r in recorded_readings(sc, src) if t0 - 30 <= r["ts"] and "lat" in r]
+                self.source_ts = [float(r["ts"]) for r in self.source]
+                self.shift = a["t0"] - t0
 
     def apply(self, t: float, r: dict[str, Any], true_lat: float, true_lon: float) -> None:
         for a in self.spec.attacks:
@@ -167,8 +176,15 @@ class AttackState:
                 continue
             if kind == "jamming":
                 _no_fix(r)
-            elif kind == "replay" and self.source and "lat" in r:
-                src = self.source.pop(0)
+            elif kind == "replay" and "lat" in r:
+                # the recording played back at its own pace: the source reading nearest to the same offset
+                want = t - self.shift
+                i = bisect_left(self.source_ts, want)
+                near = [j for j in (i - 1, i) if 0 <= j < len(self.source) and abs(self.source_ts[j] - want) <= 15]
+                if not near:
+                    _no_fix(r)  # nothing recorded then: the replay has a gap
+                    continue
+                src = self.source[min(near, key=lambda j: abs(self.source_ts[j] - want))]
                 for key in ("lat", "lon", "acc", "spd", "hdg"):
                     if key in src:
                         r[key] = src[key]
