@@ -31,14 +31,8 @@ from playwright.sync_api import sync_playwright
 
 from benchmarks.latency import position, trip_body
 from simulators.harness import LocalKawal
+from tests.browser import CHROMIUM_ARGS
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Collects long tasks and animation-frame gaps from the first moment of the page.
 PROBE_JS = """
 window.__kawalPerf = {longtasks: [], maxGap: 0, last: 0, watching: false};

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,17 +19,11 @@ import pytest
 from playwright.sync_api import sync_playwright
 from pypdf import PdfReader
 
+from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.servers import KawalServer, Mosquitto, wait_for
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 T0 = 1_732_060_800.0  # 2024-11-20T00:00:00Z
 PLACES = {
     "Gudang KPU Jombang": (-7.5460, 112.2330),
@@ -164,9 +157,7 @@ def test_full_chain_custody_and_printed_receipt(service: tuple[KawalServer, http
     assert all(leg["trip"]["handover_at"] for leg in custody)
 
     # The receipt prints to PDF in Chromium with no console error; the PDF holds the seals and the hashes.
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+    chromium = chromium_path()
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -8,7 +8,6 @@ the test. Screenshots land in artifacts/ (git-ignored) for people to look at.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -23,17 +22,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from playwright.sync_api import Browser, Page, Request, ViewportSize, sync_playwright
 
+from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.servers import KawalServer, Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DESKTOP: ViewportSize = {"width": 1366, "height": 768}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 WIB = timezone(timedelta(hours=7))
@@ -162,9 +155,7 @@ def fleet(kawal_factory: Callable[..., KawalServer], mosquitto: Mosquitto) -> It
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+    chromium = chromium_path()
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         yield b

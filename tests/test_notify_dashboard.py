@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import sync_playwright
 
+from tests.browser import CHROMIUM_ARGS, chromium_path
 from tests.notify_helpers import FAST, Receiver, call, seal_break, trip_body
 from tests.servers import KawalServer, Mosquitto, wait_for
-from tests.test_dashboard import CHROMIUM_ARGS, DESKTOP
+from tests.test_dashboard import DESKTOP
 
 
 @pytest.mark.slow
 def test_crate_detail_shows_each_alerts_deliveries(
     mosquitto: Mosquitto, kawal_factory: Callable[..., KawalServer]
 ) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+    chromium = chromium_path()
     up, down = Receiver().start(), Receiver()  # `down` is never started: its deliveries keep failing
     try:
         srv = kawal_factory(env={"KAWAL_MQTT_URL": mosquitto.url, **FAST})
