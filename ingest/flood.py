@@ -1,7 +1,7 @@
 """One tracker flooding the broker: counted, and optionally limited, so the others keep their delay.
 
-A token bucket per tracker (by the topic's tracker segment): `rate_per_s` messages a second on average, bursts
-of `burst` (a tracker that comes back after an outage sends its backlog at once). A message beyond that is a
+A token bucket per tracker (per topic: a tracker's telemetry and its status): `rate_per_s` messages a second
+on average, bursts of `burst` (a tracker that comes back after an outage sends its backlog at once). A message beyond that is a
 flood message: counted in `kawal_flood_messages_total`, logged once a minute per tracker with its id, and,
 with KAWAL_FLOOD_DROP, dropped before decoding as a counted rejection (`rate_limited`, not stored: storing a
 flood's payloads would be the flood again). It is still acknowledged, like every rejection.
@@ -31,19 +31,25 @@ class FloodGuard:
         self._logged: dict[str, float] = {}
 
     def admit(self, topic: str, now: float) -> bool:
-        """False when the message is a flood message that is to be dropped."""
-        parts = topic.split("/", 3)
-        key = parts[2] if len(parts) > 2 else topic
-        b = self._buckets.get(key)
+        """False when the message is a flood message that is to be dropped. On the hot path: keyed by the
+        topic itself (a tracker's telemetry and its rare status each have a bucket), no parsing."""
+        b = self._buckets.get(topic)
         if b is None:
-            self._buckets[key] = [self.burst - 1.0, now]
+            self._buckets[topic] = [self.burst - 1.0, now]
             return True
-        tokens = min(self.burst, b[0] + (now - b[1]) * self.rate_per_s)
+        tokens = b[0] + (now - b[1]) * self.rate_per_s
+        if tokens > self.burst:
+            tokens = self.burst
         b[1] = now
         if tokens >= 1.0:
             b[0] = tokens - 1.0
             return True
         b[0] = tokens
+        return self._flooded(topic, now)
+
+    def _flooded(self, topic: str, now: float) -> bool:
+        parts = topic.split("/", 3)
+        key = parts[2] if len(parts) > 2 else topic
         self.metrics.flood_messages.inc()
         if now - self._logged.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
             self._logged[key] = now

@@ -73,6 +73,12 @@ class SeqGaps:
                 runs[tid] = _Run(seq, r.ts)
                 self._dirty.add(tid)
                 continue
+            if seq == run.hi + 1 and r.ts >= run.max_ts:  # the usual case: the next one, no gap either way
+                run.hi = seq
+                run.received += 1
+                run.max_ts = r.ts
+                self._dirty.add(tid)
+                continue
             before = run.missing
             if seq < run.hi and r.ts > run.max_ts:  # seq went back while time went on: a reboot
                 runs[tid] = run = _Run(seq, r.ts, closed=before)
