@@ -1,10 +1,10 @@
 """One tracker flooding the broker: counted, and optionally limited, so the others keep their delay.
 
 A token bucket per tracker (per topic: a tracker's telemetry and its status): `rate_per_s` messages a second
-on average, bursts of `burst` (a tracker that comes back after an outage sends its backlog at once). A message beyond that is a
-flood message: counted in `kawal_flood_messages_total`, logged once a minute per tracker with its id, and,
-with KAWAL_FLOOD_DROP, dropped before decoding as a counted rejection (`rate_limited`, not stored: storing a
-flood's payloads would be the flood again). It is still acknowledged, like every rejection.
+on average, bursts of `burst` (a tracker that comes back after an outage sends its backlog at once). A message
+beyond that is a flood message: counted in `kawal_flood_messages_total`, logged once a minute per tracker with
+its id, and, with KAWAL_FLOOD_DROP, dropped before decoding as a counted rejection (`rate_limited`, not
+stored: storing a flood's payloads would be the flood again). It is still acknowledged, like every rejection.
 """
 
 from __future__ import annotations
