@@ -14,8 +14,16 @@ import click
 @click.command()
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True, help="worker processes")
 @click.option("--db", required=True, help="the shared PostgreSQL database, postgresql://...")
-@click.option("--mqtt-url", help="the trackers' broker (default: a private mosquitto on a free port)")
-@click.option("--cluster-url", help="the engine, nats://host:port (default: a private nats-server on a free port)")
+@click.option(
+    "--mqtt-url",
+    envvar="KAWAL_MQTT_URL",
+    help="the trackers' broker, KAWAL_MQTT_URL (default: a private mosquitto on a free port)",
+)
+@click.option(
+    "--cluster-url",
+    envvar="KAWAL_CLUSTER_URL",
+    help="the engine, nats://host:port, KAWAL_CLUSTER_URL (default: a private nats-server on a free port)",
+)
 @click.option(
     "--dir",
     "workdir",

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,10 @@ class LocalCluster:
             if self.cluster_url is None:
                 self.nats = PrivateNats(self.workdir / "nats").start()
                 self.cluster_url = self.nats.url
+            elif "KAWAL_CLUSTER_STREAM" not in self.env and "KAWAL_CLUSTER_STREAM" not in os.environ:
+                # A shared engine: a stream of this database's own, so two clusters never read each other's.
+                name = urllib.parse.urlsplit(self.db).path.strip("/") or "kawal"
+                self.env["KAWAL_CLUSTER_STREAM"] = "KAWAL_" + "".join(c if c.isalnum() else "_" for c in name).upper()
             for i in range(self.workers):
                 self.start_worker(f"w{i + 1}", wait=False)
             for w in self.members:

@@ -32,12 +32,20 @@ class SilentBroadcaster(Broadcaster):
 
 
 class Listener:
-    def __init__(self, url: str, broadcaster: Broadcaster, on_trip: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        broadcaster: Broadcaster,
+        on_trip: Callable[[str], None],
+        on_listening: Callable[[], None],
+    ) -> None:
         self.url = url
         self.broadcaster = broadcaster
         self.on_trip = on_trip
+        self.on_listening = on_listening  # (re)connected: what changed while not listening must be read again
         self.listening = threading.Event()
         self._stop = threading.Event()
+        self._connected_before = False
         self._thread = threading.Thread(target=self._run, name="kawal-listen", daemon=True)
 
     def start(self) -> None:
@@ -53,6 +61,9 @@ class Listener:
                 with psycopg.connect(self.url, autocommit=True) as conn:
                     conn.execute("LISTEN kawal_alerts")
                     conn.execute("LISTEN kawal_trips")
+                    if self.listening.is_set() or self._connected_before:
+                        self.on_listening()
+                    self._connected_before = True
                     self.listening.set()
                     while not self._stop.is_set():
                         self._round(conn)

@@ -78,6 +78,10 @@ class PartitionedDetector:
     def trip_changed(self, trip_id: str) -> None:
         self._ops.put(lambda: self._trip_changed(trip_id))
 
+    def reload_trips(self) -> None:
+        """Trip changes may have been missed (the listener reconnected): every held engine reads them again."""
+        self._ops.put(self._reload_trips)
+
     def held(self) -> list[int]:
         return sorted(self._held)
 
@@ -119,6 +123,14 @@ class PartitionedDetector:
             log.warning("partition %d released without a snapshot: the lease was lost", part)
         finally:
             saved.set()
+
+    def _reload_trips(self) -> None:
+        self._trips = None
+        by_part: dict[int, list[Trip]] = {}
+        for t in self.trips.list():
+            by_part.setdefault(partition_of(t.tracker_id, self.partitions), []).append(t)
+        for part, h in self._held.items():
+            h.engine.set_trips(by_part.get(part, []))
 
     def _trip_changed(self, trip_id: str) -> None:
         self._trips = None  # an adoption after this reads the trips again

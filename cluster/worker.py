@@ -33,6 +33,7 @@ from storage import is_url
 log = logging.getLogger(__name__)
 
 RELEASE_TIMEOUT_S = 30.0
+LISTEN_TIMEOUT_S = 30.0
 
 
 def default_worker_id() -> str:
@@ -79,8 +80,12 @@ class ClusterWorker:
         self._submit = submit
         self.link.start()
         self.consumers = PartitionConsumers(self.link, self.settings.cluster_stream, submit)
-        self.listener = Listener(self.settings.db, broadcaster, self.detector.trip_changed)
+        self.listener = Listener(self.settings.db, broadcaster, self.detector.trip_changed, self.detector.reload_trips)
         self.listener.start()
+        # Listening before holding any partition: a trip change committed after an adoption read the trips
+        # must reach the engine.
+        if not self.listener.listening.wait(LISTEN_TIMEOUT_S):
+            raise RuntimeError(f"could not LISTEN on the database within {LISTEN_TIMEOUT_S:.0f}s")
         self.leases.join(self.http_url)
         if self.bridge is not None:
             self.bridge.start()
@@ -92,6 +97,8 @@ class ClusterWorker:
             return "connecting to the engine"
         if not self.leases.joined:
             return "joining the cluster"
+        if self.listener is not None and not self.listener.listening.is_set():
+            return "listening for the cluster's changes"
         return None
 
     def stop(self) -> None:

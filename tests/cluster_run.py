@@ -84,7 +84,7 @@ def readings(db: Database) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def settle(db: Database, expected: int, timeout: float = 90.0, quiet_s: float = 3.0) -> list[AlertKey]:
+def settle(db: Database, expected: int, timeout: float = 90.0, quiet_s: float = 5.0) -> list[AlertKey]:
     """Wait until every reading is stored and the alerts stopped changing; returns the alerts."""
     deadline = time.monotonic() + timeout
     last: Any = None
