@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
+
+from kawal.procs import free_port, stop_process, wait_listening
 
 
 class NatsError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_nats_server() -> str | None:
@@ -31,7 +25,7 @@ class PrivateNats:
 
     def __init__(self, workdir: Path, port: int = 0) -> None:
         self.workdir = workdir
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,23 +47,12 @@ class PrivateNats:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise NatsError(f"nats-server exited with {self.proc.returncode}; see {self.workdir}/nats-server.log")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_listening(self.port, timeout, self.proc):
+            return self
+        if self.proc.poll() is not None:
+            raise NatsError(f"nats-server exited with {self.proc.returncode}; see {self.workdir}/nats-server.log")
         raise NatsError(f"nats-server not listening on {self.port} after {timeout}s")
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 20, signal.SIGKILL if kill else signal.SIGTERM)
         self.proc = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,13 @@ from typing import Literal
 
 import httpx
 
+from kawal.procs import free_port, stop_process, wait_listening
+
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
 class ServiceError(RuntimeError):
     """The service or its broker did not start."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_mosquitto() -> str | None:
@@ -41,27 +36,15 @@ def find_mosquitto() -> str | None:
 
 
 def _wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise ServiceError(f"process exited with {proc.returncode} before listening on {port}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
+    if wait_listening(port, timeout, proc):
+        return
+    if proc is not None and proc.poll() is not None:
+        raise ServiceError(f"process exited with {proc.returncode} before listening on {port}")
     raise ServiceError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, timeout)
 
 
 class LocalKawal:
