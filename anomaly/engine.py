@@ -389,6 +389,16 @@ class DetectionEngine:
         states = self._states
         return encode_states([states[t] for t in tracker_ids if t in states])
 
+    def replay_index(self) -> bytes | None:
+        """The spoofing detector's replay index (anomaly.replay), or None when there is none yet."""
+        idx = None if self._spoof is None else self._spoof.index
+        return None if idx is None else idx.dump()
+
+    def restore_replay_index(self, data: bytes) -> None:
+        """Raises ValueError on a dump it cannot read."""
+        if self._spoof is not None:
+            self._spoof.index_for(self.cfg).load(data)
+
     def restore(self, data: bytes) -> None:
         """Replace every tracker state with the snapshot's. Raises ValueError on a snapshot it cannot read."""
         self.restore_states(decode_states(data))

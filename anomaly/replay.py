@@ -13,6 +13,9 @@ fell (a 30 s interval at 40 km/h is 330 m) put their fixes in other 2 m cells.
 
 from __future__ import annotations
 
+import json
+import zlib
+from array import array
 from collections import deque
 
 
@@ -58,3 +61,42 @@ class ReplayIndex:
         self._order.append(h)
         while len(runs) > self.limit:
             del runs[self._order.popleft()]
+
+    # ---- persistence (kawal/detection.py saves it with the detector snapshots) ---------------------------
+    def dump(self) -> bytes:
+        """The runs, oldest first: tracker names as JSON, then the hashes and values as 64-bit arrays."""
+        order = list(self._order)
+        runs = self._runs
+        hashes = array("Q", (h & 0xFFFF_FFFF_FFFF_FFFF for h in order))
+        values = array("Q", (runs[h] for h in order))
+        names = json.dumps(self._names).encode()
+        head = len(names).to_bytes(4, "little") + len(order).to_bytes(4, "little")
+        return zlib.compress(b"KWRI1" + head + names + hashes.tobytes() + values.tobytes(), 1)
+
+    def load(self, data: bytes) -> None:
+        """Replace the runs with a dump's. Raises ValueError on one it cannot read."""
+        try:
+            raw = zlib.decompress(data)
+            if not raw.startswith(b"KWRI1"):
+                raise ValueError("not a replay index")
+            nlen = int.from_bytes(raw[5:9], "little")
+            n = int.from_bytes(raw[9:13], "little")
+            names = json.loads(raw[13 : 13 + nlen])
+            at = 13 + nlen
+            hashes, values = array("Q"), array("Q")
+            hashes.frombytes(raw[at : at + 8 * n])
+            values.frombytes(raw[at + 8 * n : at + 16 * n])
+        except (zlib.error, ValueError, TypeError) as e:
+            raise ValueError(f"unreadable replay index: {e}") from e
+        if len(hashes) != n or len(values) != n or not isinstance(names, list):
+            raise ValueError("replay index is truncated")
+        self._runs = {}
+        self._order = deque()
+        self._names = [str(x) for x in names]
+        self._number = {t: i for i, t in enumerate(self._names)}
+        for h, v in zip(hashes, values, strict=True):
+            if v >> 34 < len(self._names) and h not in self._runs:
+                self._runs[h] = v
+                self._order.append(h)
+        while len(self._runs) > self.limit:
+            del self._runs[self._order.popleft()]

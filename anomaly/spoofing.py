@@ -26,6 +26,7 @@ from zlib import crc32
 
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
+from anomaly.config import DetectionConfig
 from anomaly.gps import FIX_OK, FIX_STALE
 from anomaly.phase import ANY_PHASE, Phase
 from anomaly.replay import ReplayIndex, cell
@@ -45,6 +46,11 @@ class SpoofingDetector(Detector):
     def __init__(self) -> None:
         super().__init__()
         self.index: ReplayIndex | None = None  # sized from the config at first use
+
+    def index_for(self, cfg: DetectionConfig) -> ReplayIndex:
+        if self.index is None:
+            self.index = ReplayIndex(cfg.replay_index_max)
+        return self.index
 
     # ---- in-order readings --------------------------------------------------------------------------
     def on_reading(self, c: Ctx, st: TrackerState) -> None:
@@ -188,9 +194,7 @@ class SpoofingDetector(Detector):
         st.rp_win = win
         if len(win) < size:
             return
-        idx = self.index
-        if idx is None:
-            idx = self.index = ReplayIndex(cfg.replay_index_max)
+        idx = self.index_for(cfg)
         h = int.from_bytes(blake2b(win.encode(), digest_size=8).digest(), "little")
         hit = idx.get(h)
         if hit is None:

@@ -111,7 +111,8 @@ class SerialDetector:
             state = self.engine.snapshot(self._round[k :: self.shards])
             upto = self.readings.max_id()
             self._next_shard = (k + 1) % self.shards
-        self._write([(k, upto, self._round_upto, state)])
+            index = self.engine.replay_index() if k == 0 else None  # once a round: it changes slowly
+        self._write([(k, upto, self._round_upto, state)], index)
         self._last_snapshot = time.monotonic()
 
     def save_snapshot(self) -> None:
@@ -121,12 +122,19 @@ class SerialDetector:
             upto = self.readings.max_id()
             rows = [(k, upto, upto, self.engine.snapshot(tids[k :: self.shards])) for k in range(self.shards)]
             self._next_shard = 0
-        self._write(rows)
+            index = self.engine.replay_index()
+        self._write(rows, index)
         self._last_snapshot = time.monotonic()
 
-    def _write(self, rows: list[tuple[int, int, int, bytes]]) -> None:
+    def _write(self, rows: list[tuple[int, int, int, bytes]], index: bytes | None = None) -> None:
         now = time.time()
         with self.db.write() as c:
+            if index is not None:  # the replay index (issue 17), with the round's first slice
+                c.execute(
+                    "INSERT INTO replay_index (id, state, saved_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE"
+                    " SET state = excluded.state, saved_at = excluded.saved_at",
+                    (index, now),
+                )
             for shard, upto, round_upto, state in rows:
                 c.execute(
                     "INSERT INTO detector_snapshots (shard, reading_id, round_reading_id, state, saved_at)"
@@ -159,8 +167,14 @@ class SerialDetector:
         except Exception:
             log.exception("detector snapshot unreadable; rebuilding state from the stored track")
             newest, start = {}, 0
+        index = self.db.conn().execute("SELECT state FROM replay_index WHERE id = 1").fetchone()
         with self._lock:
             self.engine.restore_states([st for _, st in newest.values()])
+            if index is not None:
+                try:
+                    self.engine.restore_replay_index(bytes(index["state"]))
+                except ValueError:
+                    log.exception("replay index unreadable; it refills from live fixes")
         skip = {tid: upto for tid, (upto, _) in newest.items()}
         replayed = 0
         after = start
