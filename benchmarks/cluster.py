@@ -34,7 +34,7 @@ import nats
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.ingest import BASE, destination
+from benchmarks.ingest_workload import BASE, destination, workload
 from cluster.launch import LocalCluster
 from cluster.natsd import PrivateNats
 from cluster.subjects import (
@@ -53,30 +53,6 @@ from tests.servers import Mosquitto
 
 PARTITIONS = 32
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def workload(n: int, trackers: int, t0: float) -> list[tuple[str, bytes]]:
-    """n single-reading messages, round-robin over trackers driving away from the warehouse, every 10 s."""
-    per = math.ceil(n / trackers)
-    msgs: list[tuple[str, bytes]] = []
-    for i in range(per):
-        f = i / max(1, per - 1)
-        for t in range(trackers):
-            if len(msgs) == n:
-                break
-            lat1, lon1 = destination(t)
-            body = {
-                "ts": round(t0 + i * 10.0, 3),
-                "seq": i,
-                "lat": round(BASE[0] + (lat1 - BASE[0]) * f, 6),
-                "lon": round(BASE[1] + (lon1 - BASE[1]) * f, 6),
-                "acc": 6.5,
-                "spd": 35.0,
-                "bat": 88,
-                "seal": "closed",
-            }
-            msgs.append((f"kawal/v1/TRK-{t:05d}/telemetry", json.dumps(body).encode()))
-    return msgs
 
 
 def trips(trackers: int, t0: float) -> list[Trip]:
@@ -158,7 +134,7 @@ def held_partitions(db_url: str) -> int:
 
 def run(mode: str, workers: int, messages: int, trackers: int, work: Path) -> dict[str, Any]:
     t0 = time.time() - math.ceil(messages / trackers) * 10.0 - 60
-    msgs = workload(messages, trackers, t0)
+    msgs = workload(messages, trackers, t0, heading=False)
     with postgres_database() as url:
         db = open_database(url)
         repo = TripRepository(db)

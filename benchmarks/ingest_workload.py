@@ -27,8 +27,9 @@ def destination(t: int) -> tuple[float, float]:
     return BASE[0] + 0.08 * math.sin(ang), BASE[1] + 0.08 * math.cos(ang)
 
 
-def workload(n: int, trackers: int) -> list[tuple[str, bytes]]:
-    """n single-reading messages, round-robin over trackers driving from the warehouse to a PPK."""
+def workload(n: int, trackers: int, t0: float = T0, heading: bool = True) -> list[tuple[str, bytes]]:
+    """n single-reading messages, round-robin over trackers driving from the warehouse to a PPK, every 10 s
+    from `t0`; without `hdg` unless `heading`."""
     per = math.ceil(n / trackers)
     msgs: list[tuple[str, bytes]] = []
     for i in range(per):
@@ -37,14 +38,14 @@ def workload(n: int, trackers: int) -> list[tuple[str, bytes]]:
             if len(msgs) == n:
                 break
             lat1, lon1 = destination(t)
-            body = {
-                "ts": round(T0 + i * 10.0, 3),
+            body: dict[str, Any] = {
+                "ts": round(t0 + i * 10.0, 3),
                 "seq": i,
                 "lat": round(BASE[0] + (lat1 - BASE[0]) * f, 6),
                 "lon": round(BASE[1] + (lon1 - BASE[1]) * f, 6),
                 "acc": 6.5,
                 "spd": 35.0,
-                "hdg": 180.0,
+                **({"hdg": 180.0} if heading else {}),
                 "bat": 88,
                 "seal": "closed",
             }
