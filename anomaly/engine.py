@@ -9,8 +9,9 @@
 - `tick(now)`: time-driven checks for the trackers whose next deadline has come (signal_lost, overdue,
   gps_jump quiet time, the next departure). `now` is whatever clock the service runs on; the engine
   never reads a clock itself.
-- `snapshot()` / `restore()`: the tracker states (timers, open alerts, clusters), so a restart mid-trip
-  keeps its timers and raises no twins. Trips are not in the snapshot: the service sets them again.
+- `snapshot()` / `restore()` (anomaly/engine_state.py): the tracker states (timers, open alerts,
+  clusters), so a restart mid-trip keeps its timers and raises no twins. Trips are not in the snapshot:
+  the service sets them again.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from alerts.model import NEVER_AUTO_RESOLVE, AlertEvent, AlertType
 from anomaly.base import BIT, INF, Ctx, Detector, Emitter
 from anomaly.config import DetectionConfig
 from anomaly.detectors import default_detectors, reading_order
+from anomaly.engine_state import EngineStates
 from anomaly.gps import FIX_JUMP, FIX_NAMES, FIX_NONE, FIX_OK, FIX_STALE, screen
 from anomaly.motion import update_cluster
 from anomaly.phase import Phase, TripPlan, bound_plan, next_departure, phase_at, update_arrival
 from anomaly.seal import SealDetector
 from anomaly.spoofing import SpoofingDetector
-from anomaly.state import NEG_INF, TrackerState, decode_states, encode_states
+from anomaly.state import NEG_INF, TrackerState
 from anomaly.timers import Timers
 from anomaly.trip_book import TripBook
 from anomaly.zones import ZoneIndex
@@ -47,7 +49,7 @@ _PHASE_END_REASON = {
 }
 
 
-class DetectionEngine:
+class DetectionEngine(EngineStates):
     def __init__(
         self,
         sink: Callable[[AlertEvent], object],
@@ -360,56 +362,3 @@ class DetectionEngine:
         if st.sched and st.sched <= math.ceil(when):
             return  # an earlier wake-up is already queued; it will re-evaluate and queue again
         self._timers.at(st, when)
-
-    # ---- state ------------------------------------------------------------------------------------
-
-    def tracker_state(self, tracker_id: str) -> TrackerState | None:
-        return self._states.get(tracker_id)
-
-    def phase_of(self, tracker_id: str, at: float) -> Phase:
-        """The phase a tracker is in at `at`, as the detectors see it."""
-        st = self._states.get(tracker_id)
-        plan = bound_plan(self._by_tracker.get(tracker_id), at)
-        if st is None or plan is None:
-            return Phase.NONE if plan is None else (Phase.BEFORE if at < plan.depart_after else Phase.TRANSIT)
-        return phase_at(st, plan, at)
-
-    @property
-    def trackers(self) -> int:
-        return len(self._states)
-
-    def tracker_ids(self) -> list[str]:
-        return list(self._states)
-
-    def snapshot(self, tracker_ids: Sequence[str] | None = None) -> bytes:
-        """The trackers' states (every tracker's by default; see anomaly.state.encode_states); trips are
-        not included."""
-        if tracker_ids is None:
-            return encode_states(self._states.values())
-        states = self._states
-        return encode_states([states[t] for t in tracker_ids if t in states])
-
-    def replay_index(self) -> bytes | None:
-        """The spoofing detector's replay index (anomaly.replay), or None when there is none yet."""
-        idx = None if self._spoof is None else self._spoof.index
-        return None if idx is None else idx.dump()
-
-    def restore_replay_index(self, data: bytes) -> None:
-        """Raises ValueError on a dump it cannot read."""
-        if self._spoof is not None:
-            self._spoof.index_for(self.cfg).load(data)
-
-    def restore(self, data: bytes) -> None:
-        """Replace every tracker state with the snapshot's. Raises ValueError on a snapshot it cannot read."""
-        self.restore_states(decode_states(data))
-
-    def restore_states(self, restored: Sequence[TrackerState]) -> None:
-        """Replace every tracker state with these."""
-        states = {st.tid: st for st in restored}
-        self._states = states
-        self._timers = Timers()
-        for tid in self._by_tracker:
-            if tid not in states:
-                states[tid] = TrackerState(tid)
-        for st in states.values():
-            self._reschedule(st)
