@@ -1,7 +1,10 @@
 """The engine for cluster mode, measured: NATS JetStream vs RabbitMQ, on this machine, from Python.
 
-    python -m benchmarks.engines [--messages 20000] [--size 200] [--nats nats://127.0.0.1:4222]
+    python -m benchmarks.engines [--messages 20000] [--size 200] [--nats URL]
                                  [--amqp amqp://guest:guest@127.0.0.1:5672/%2F]
+
+Without --nats it starts a private nats-server (Debian `nats-server`) on a free port. A RabbitMQ that
+cannot be reached is reported and skipped.
 
 Each engine gets the same messages (a tracker-sized JSON body) and has to take them durably:
   JetStream  a file stream (one replica), a publish per message waiting for its acknowledgement (what the
@@ -19,13 +22,17 @@ import argparse
 import asyncio
 import json
 import os
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import nats
 import pika
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+
+from cluster.natsd import PrivateNats
 
 
 def body(size: int, i: int) -> bytes:
@@ -111,14 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=20000)
     p.add_argument("--size", type=int, default=200)
-    p.add_argument("--nats", default=os.environ.get("KAWAL_CLUSTER_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--nats", help="a NATS server with JetStream (default: a private nats-server)")
     p.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/%2F")
     a = p.parse_args(argv)
     result: dict[str, Any] = {"messages": a.messages, "size": a.size}
-    result["jetstream"] = {k: round(v) for k, v in asyncio.run(jetstream(a.nats, a.messages, a.size)).items()}
+    with tempfile.TemporaryDirectory(prefix="kawal-bench-engines-") as tmp:
+        private = None if a.nats else PrivateNats(Path(tmp)).start()
+        try:
+            url = a.nats or (private.url if private else "")
+            result["jetstream"] = {k: round(v) for k, v in asyncio.run(jetstream(url, a.messages, a.size)).items()}
+        finally:
+            if private is not None:
+                private.stop()
     print("JetStream:", result["jetstream"], flush=True)
-    result["rabbitmq_quorum"] = {k: round(v) for k, v in rabbitmq(a.amqp, a.messages, a.size).items()}
-    print("RabbitMQ quorum queue:", result["rabbitmq_quorum"], flush=True)
+    try:
+        result["rabbitmq_quorum"] = {k: round(v) for k, v in rabbitmq(a.amqp, a.messages, a.size).items()}
+        print("RabbitMQ quorum queue:", result["rabbitmq_quorum"], flush=True)
+    except pika.exceptions.AMQPConnectionError as e:
+        result["rabbitmq_quorum"] = None
+        print(f"RabbitMQ quorum queue: not reachable at {a.amqp} ({e!r}); skipped", flush=True)
     result["loadavg"] = os.getloadavg()
     print(json.dumps(result))
     return 0
