@@ -56,6 +56,15 @@ def _reading(i: int, t0: float, seal: str) -> str:
     return json.dumps({"ts": time.time(), "lat": lat, "lon": lon, "acc": 8, "spd": 40, "hdg": hdg, "seal": seal})
 
 
+# Chromium's own counters of the renderer's work (CDP Performance.getMetrics): seconds and counts.
+RENDER_METRICS = ("TaskDuration", "ScriptDuration", "RecalcStyleDuration", "LayoutDuration", "RecalcStyleCount",
+                  "LayoutCount")
+
+
+def _metrics(cdp: Any) -> dict[str, float]:
+    return {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+
+
 def print_profile(profile: dict[str, Any], top: int = 25) -> None:
     """Self time per function of a CDP CPU profile, the largest first."""
     nodes = {n["id"]: n for n in profile["nodes"]}
@@ -114,6 +123,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             page.goto(f"{k.api_url}/")
             if args.no_animations:
                 page.add_style_tag(content="*, *::before, *::after { animation: none !important; }")
+            if args.css:
+                page.add_style_tag(content=args.css)
             page.wait_for_function(READY_JS, arg=min(args.alerts, 300), timeout=60_000, polling=50)
             ready_ms = page.evaluate("performance.now()")
             page.wait_for_timeout(1000)
@@ -123,8 +134,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             # Live: new seal breaks at the given rate, from crates that had none.
             page.evaluate("() => { const p = window.__kawalPerf; p.longtasks = []; p.maxGap = 0; p.watching = true; }")
-            cdp = ctx.new_cdp_session(page) if args.profile else None
-            if cdp is not None:
+            cdp = ctx.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            before = _metrics(cdp)
+            if args.profile:
                 cdp.send("Profiler.enable")
                 cdp.send("Profiler.start")
             n_live = int(args.live_rate * args.live_seconds)
@@ -137,8 +150,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     time.sleep(ahead)
             page.wait_for_timeout(2000)
             live = page.evaluate("window.__kawalPerf")
-            if cdp is not None:
+            after = _metrics(cdp)
+            if args.profile:
                 print_profile(cdp.send("Profiler.stop")["profile"])
+            work = {k: round(after[k] - before[k], 3) for k in RENDER_METRICS if k in after and k in before}
             shown = page.evaluate("document.querySelectorAll('#alert-list > li').length")
             browser.close()
             pub.loop_stop()
@@ -154,6 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "live_longtask_total_ms": round(sum(durations)),
             "live_longest_task_ms": round(max(durations, default=0)),
             "live_max_frame_gap_ms": round(live["maxGap"]),
+            "live_renderer_work": work,
             "cards_shown": shown,
             "page_errors": errors,
         }
@@ -167,6 +183,7 @@ def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=10.0)
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     ap.add_argument("--no-animations", action="store_true", help="switch CSS animations off (to compare)")
+    ap.add_argument("--css", help="extra CSS for the page (to see what a style costs)")
     ap.add_argument("--profile", action="store_true", help="print where the page spends its time while live")
     args = ap.parse_args()
     res = run(args)

@@ -113,9 +113,13 @@ export class BoundaryLayer {
       const row = this.counts.get(name);
       const n = row ? row.open_alerts : 0;
       const step = choroplethStep(n);
-      e.layer.setStyle({
-        fill: true, fillColor: step.color, fillOpacity: this.filled || n > 0 ? step.opacity : 0,
-      });
+      const opacity = this.filled || n > 0 ? step.opacity : 0;
+      // A restyle redraws the whole polygon with all it overlaps; most refreshes change no shade.
+      if (e.fillColor !== step.color || e.fillOpacity !== opacity) {
+        e.layer.setStyle({ fill: true, fillColor: step.color, fillOpacity: opacity });
+        e.fillColor = step.color;
+        e.fillOpacity = opacity;
+      }
       e.span.textContent = n > 0 ? `${name} · ${n}` : name;
       e.span.classList.toggle("has-alerts", n > 0);
       e.span.title = this.i18n.t("map.kecamatan_summary", { name, crates: row ? row.crates : 0, alerts: n });

@@ -36,6 +36,27 @@ const GridLayer = L.GridLayer.extend({
 // Critical pins that pulse at once: the newest few draw the eye; more only keep the page repainting.
 const PULSING_PINS = 12;
 
+function pinIcon(a) {
+  const cls = `alert-pin sev-${a.severity} st-${a.status} pulse`;
+  return L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] });
+}
+
+// The severity colours of style.css (--critical, ...), read once.
+let sevColors = null;
+function canvasPinStyle(a) {
+  if (!sevColors) {
+    const css = getComputedStyle(document.documentElement);
+    sevColors = Object.fromEntries(
+      ["critical", "major", "minor", "warning"].map((s) => [s, css.getPropertyValue(`--${s}`).trim() || "#94a3b8"]),
+    );
+  }
+  const acknowledged = a.status === "acknowledged";
+  return {
+    fillColor: sevColors[a.severity] || "#94a3b8", fillOpacity: 1, weight: 2,
+    color: acknowledged ? "#93c5fd" : "#f8fafc",
+  };
+}
+
 function newestOpenCritical(alerts, n) {
   const open = alerts.filter((a) => a.severity === "critical" && a.status === "open" && hasPosition(a));
   open.sort((a, b) => (Date.parse(b.raised_at) || 0) - (Date.parse(a.raised_at) || 0));
@@ -52,6 +73,10 @@ export class MapView {
     this.map.createPane("cratePane").style.zIndex = "420";
     // Thousands of crates draw fast on one canvas; the selected trip stays SVG (one path per line).
     this.crateRenderer = L.canvas({ pane: "cratePane", padding: 0.3 });
+    // Alert pins too, but for the few newest critical ones, which pulse as DOM markers: hundreds of DOM
+    // pins made every live update repaint the whole map layer.
+    this.map.createPane("alertPane").style.zIndex = "430";
+    this.alertRenderer = L.canvas({ pane: "alertPane", padding: 0.3 });
     this.tripRenderer = L.svg({ pane: "tripPane" });
     this.crateLayer = L.layerGroup().addTo(this.map);
     this.alertLayer = L.layerGroup().addTo(this.map);
@@ -155,7 +180,12 @@ export class MapView {
       const ll = [fix.lat, fix.lon];
       bounds.push(ll);
       const color = STATE_COLORS[c.state] || UNKNOWN_COLOR;
+      const where = placeText(c.place, (k, v) => this.i18n.t(k, v));
+      // Each change asks the canvas for a redraw: a refresh of thousands of crates touches only those that
+      // moved or changed state.
+      const key = `${fix.lat},${fix.lon},${c.state},${where}`;
       let m = this.crateMarkers.get(c.crate_id);
+      if (m && m.kawalKey === key) continue;
       if (!m) {
         m = L.circleMarker(ll, {
           renderer: this.crateRenderer, radius: 6, weight: 1.5, color: "#0b1220", fillOpacity: 0.95,
@@ -168,10 +198,11 @@ export class MapView {
         m.setLatLng(ll);
       }
       m.setStyle({ fillColor: color, radius: c.state === "alerting" ? 7.5 : 6 });
-      const where = placeText(c.place, (k, v) => this.i18n.t(k, v));
       m.setTooltipContent(where ? `${c.crate_id} · ${where}` : c.crate_id);
       this.cratePlaces.set(c.crate_id, c.place || null);
-      if (c.state === "alerting") m.bringToFront();
+      if (c.state === "alerting" && m.kawalState !== "alerting") m.bringToFront();
+      m.kawalKey = key;
+      m.kawalState = c.state;
     }
     for (const [id, m] of this.crateMarkers) {
       if (!seen.has(id)) {
@@ -193,23 +224,29 @@ export class MapView {
     for (const a of alerts) {
       if (!hasPosition(a)) continue;
       seen.add(a.id);
-      const cls = `alert-pin sev-${a.severity} st-${a.status}${pulsing.has(a.id) ? " pulse" : ""}`;
-      let m = this.alertMarkers.get(a.id);
+      const dom = pulsing.has(a.id);
+      const look = `${a.severity} ${a.status} ${dom}`;
       const label = `${this.i18n.t(`type.${a.type}`)} · ${a.crate_id || a.tracker_id}`;
+      let m = this.alertMarkers.get(a.id);
+      if (m && m.isDom !== dom) {
+        this.alertLayer.removeLayer(m);
+        m = undefined;
+      }
       if (!m) {
-        const icon = L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] });
-        m = L.marker([a.lat, a.lon], { icon, keyboard: false, riseOnHover: true });
+        m = dom ? this.domPin(a) : L.circleMarker([a.lat, a.lon], { renderer: this.alertRenderer, radius: 7 });
+        m.isDom = dom;
         m.on("click", () => this.onSelectAlert(m.alert));
         m.addTo(this.alertLayer);
         this.alertMarkers.set(a.id, m);
-      } else {
-        // Only what changed is touched: this runs for every active alert on each burst of events.
-        const old = m.alert;
-        if (old.lat !== a.lat || old.lon !== a.lon) m.setLatLng([a.lat, a.lon]);
-        if (m.pinClass !== cls) m.setIcon(L.divIcon({ className: cls, iconSize: [16, 16], iconAnchor: [8, 8] }));
+      } else if (m.alert.lat !== a.lat || m.alert.lon !== a.lon) {
+        m.setLatLng([a.lat, a.lon]); // only what changed is touched: this runs for every alert on each burst
+      }
+      if (m.look !== look) {
+        if (dom) m.setIcon(pinIcon(a));
+        else m.setStyle(canvasPinStyle(a));
+        m.look = look;
       }
       m.alert = a;
-      m.pinClass = cls;
       if (m.tooltipLabel !== label) {
         m.unbindTooltip();
         m.bindTooltip(label, { direction: "top", offset: [0, -8] });
@@ -222,6 +259,10 @@ export class MapView {
         this.alertMarkers.delete(id);
       }
     }
+  }
+
+  domPin(a) {
+    return L.marker([a.lat, a.lon], { icon: pinIcon(a), keyboard: false, riseOnHover: true });
   }
 
   /**
