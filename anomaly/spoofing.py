@@ -21,8 +21,6 @@ evidence for a person to judge. Trip-scoped: a new trip may raise it again.
 from __future__ import annotations
 
 import math
-from hashlib import blake2b
-from zlib import crc32
 
 from alerts.model import AlertType
 from anomaly.base import Ctx, Detector
@@ -36,6 +34,7 @@ from kawal.geodesy import M_PER_DEG
 EV_SEQ, EV_TS, EV_KIN, EV_NOISE, EV_REPLAY = 1, 2, 4, 8, 16
 EV_NAMES = {EV_SEQ: "seq", EV_TS: "ts", EV_KIN: "kinematics", EV_NOISE: "noise", EV_REPLAY: "replay"}
 BASELINE_ALPHA = 0.02  # the tracker's own baseline learns slowly, over trips
+_P61 = (1 << 61) - 1
 BASELINE_MIN = 20  # rest fixes before the receiver's own noise is trusted
 
 
@@ -183,10 +182,12 @@ class SpoofingDetector(Detector):
             if math.hypot((c.lon - st.rp_lon) * kx, (c.lat - st.rp_lat) * M_PER_DEG) < cfg.replay_step_m:
                 return
         st.rp_lat, st.rp_lon = c.lat, c.lon
-        # The run: the last `replay_run` cells, each as the 8 hex digits of its CRC-32, in one str (compact in
+        # The run: the last `replay_run` cells, each folded to 32 bits as 8 hex digits, in one str (compact in
         # memory and in the snapshot's JSON; five cells all colliding by chance does not happen); the run's
-        # hash is blake2b's, the same in every process.
-        code = format(crc32(cell(c.lat, c.lon, cfg.replay_cell_deg).to_bytes(8, "little", signed=True)), "08x")
+        # hash is its value modulo the Mersenne prime 2**61 - 1: cheap, and the same in every process (the
+        # index is saved across restarts).
+        q = cell(c.lat, c.lon, cfg.replay_cell_deg)
+        code = format((q ^ (q >> 29)) & 0xFFFF_FFFF, "08x")
         size = 8 * cfg.replay_run
         win = (st.rp_win or "") + code
         if len(win) > size:
@@ -195,7 +196,7 @@ class SpoofingDetector(Detector):
         if len(win) < size:
             return
         idx = self.index_for(cfg)
-        h = int.from_bytes(blake2b(win.encode(), digest_size=8).digest(), "little")
+        h = int(win, 16) % _P61
         hit = idx.get(h)
         if hit is None:
             # Only tracks with a receiver's real noise are stored: copies of a noise-free line (a synthetic
