@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -81,17 +82,6 @@ def simulate(
     trackers: int,
     seed: int,
     incidents: float,
-    incident_types: str | None,
-    legs: int,
-    interval: str,
-    storage_interval: int,
-    owntracks: float,
-    duplicates: float,
-    shuffle: float,
-    dead_zones: float,
-    prefix: str | None,
-    attacks: int,
-    returns: bool,
     connections: int,
     progress: bool,
     speedup: float,
@@ -107,6 +97,7 @@ def simulate(
     protocol: str,
     fast_forward_until: str | None,
     dry_run: bool,
+    **fleet: Any,
 ) -> None:
     """Simulate a fleet of crate trackers in Jombang and publish it over MQTT."""
     quiet_http()
@@ -120,25 +111,13 @@ def simulate(
         speedup = 0.0
     if api_url and not token:
         raise click.UsageError("--api-url needs --token (an admin token)")
-    cfg = fleet_config(
-        legs,
-        interval,
-        storage_interval,
-        owntracks,
-        duplicates,
-        shuffle,
-        dead_zones,
-        incident_types,
-        prefix or "SIM",
-        attacks,
-        returns,
-    )
+    cfg = fleet_config(default_prefix="SIM", **fleet)
     try:
         scenario = build_scenario(
             seed=seed,
             trackers=trackers,
             incidents_rate=incidents,
-            start=_auto_start(start, speedup, legs + (2 if returns else 0)),
+            start=_auto_start(start, speedup, cfg.legs + (2 if cfg.returns else 0)),
             config=cfg,
         )
     except ValueError as e:

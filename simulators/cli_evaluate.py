@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -55,17 +56,6 @@ def evaluate(
     trackers: int,
     seed: int,
     incidents: float,
-    incident_types: str | None,
-    legs: int,
-    interval: str,
-    storage_interval: int,
-    owntracks: float,
-    duplicates: float,
-    shuffle: float,
-    dead_zones: float,
-    prefix: str | None,
-    attacks: int,
-    returns: bool,
     connections: int,
     progress: bool,
     speedup: float,
@@ -78,6 +68,7 @@ def evaluate(
     out: Path,
     timeout: float,
     check: bool,
+    **fleet: Any,
 ) -> None:
     """Score Kawal's detectors against a simulated fleet with labelled incidents."""
     quiet_http()
@@ -87,19 +78,7 @@ def evaluate(
         raise click.UsageError("--api-url and --mqtt-url go together")
     if api_url and not token:
         raise click.UsageError("--api-url needs --token (an admin token)")
-    cfg = fleet_config(
-        legs,
-        interval,
-        storage_interval,
-        owntracks,
-        duplicates,
-        shuffle,
-        dead_zones,
-        incident_types,
-        prefix or f"EV{seed}",
-        attacks,
-        returns,
-    )
+    cfg = fleet_config(default_prefix=f"EV{seed}", **fleet)
     ev, _ = run_evaluation(
         trackers=trackers,
         seed=seed,

@@ -52,11 +52,13 @@ def fleet_config(
     shuffle: float,
     dead_zones: float,
     incident_types: str | None,
-    prefix: str,
-    attacks: int = 0,
-    returns: bool = False,
+    prefix: str | None,
+    attacks: int,
+    returns: bool,
+    default_prefix: str,
 ) -> SimConfig:
-    """The SimConfig of the fleet options both commands share (`COMMON`), validated."""
+    """The SimConfig of the fleet options both commands share (`COMMON`; a command takes them as
+    `**fleet`), validated. Ids start with `prefix`, else `default_prefix`."""
     try:
         cfg = SimConfig(
             legs=legs,
@@ -67,7 +69,7 @@ def fleet_config(
             shuffle_rate=shuffle,
             dead_zones_per_trip=dead_zones,
             incident_weights=_weights(incident_types),
-            prefix=prefix,
+            prefix=prefix or default_prefix,
             attacks=attacks,
             returns=returns,
         )
