@@ -34,7 +34,7 @@ import nats
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from benchmarks.ingest_workload import BASE, destination, workload
+from benchmarks.ingest_workload import trips_for, workload
 from cluster.launch import LocalCluster
 from cluster.natsd import PrivateNats
 from cluster.subjects import (
@@ -46,34 +46,13 @@ from cluster.subjects import (
     subject,
     tracker_of_topic,
 )
-from kawal.trips import Trip, TripRepository
+from kawal.trips import TripRepository
 from storage import open_database
 from tests.backends import postgres_database
 from tests.servers import Mosquitto
 
 PARTITIONS = 32
 CLK = os.sysconf("SC_CLK_TCK")
-
-
-def trips(trackers: int, t0: float) -> list[Trip]:
-    out = []
-    for t in range(trackers):
-        dest = destination(t)
-        out.append(
-            Trip.model_validate(
-                {
-                    "trip_id": f"T-{t:05d}",
-                    "crate_id": f"JBG-{t:05d}",
-                    "tracker_id": f"TRK-{t:05d}",
-                    "origin": {"name": "Gudang KPU Jombang", "lat": BASE[0], "lon": BASE[1], "radius_m": 150},
-                    "destination": {"name": f"PPK {t}", "lat": dest[0], "lon": dest[1], "radius_m": 150},
-                    "route": [list(BASE), list(dest)],
-                    "depart_after": t0 - 60,
-                    "arrive_by": t0 + 86400,
-                }
-            )
-        )
-    return out
 
 
 def cpu_s(pid: int) -> float:
@@ -138,7 +117,7 @@ def run(mode: str, workers: int, messages: int, trackers: int, work: Path) -> di
     with postgres_database() as url:
         db = open_database(url)
         repo = TripRepository(db)
-        for trip in trips(trackers, t0):
+        for trip in trips_for(trackers, t0, days=1):
             repo.put(trip.trip_id, trip)
         broker = Mosquitto(work / f"{mode}{workers}-mosquitto").start()
         natsd = PrivateNats(work / f"{mode}{workers}-nats").start()

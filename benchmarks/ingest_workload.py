@@ -8,12 +8,15 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+if TYPE_CHECKING:
+    from kawal.trips import Trip
 
 T0 = time.time() - 6 * 3600
 BASE = (-7.546, 112.233)  # KPU Jombang warehouse
@@ -53,7 +56,8 @@ def workload(n: int, trackers: int, t0: float = T0, heading: bool = True) -> lis
     return msgs
 
 
-def trips_for(trackers: int) -> list[Any]:
+def trips_for(trackers: int, t0: float = T0, days: float = 30) -> list[Trip]:
+    """One trip per tracker, warehouse to its PPK, departing a minute before `t0`, due `days` after it."""
     from kawal.trips import Trip
 
     out = []
@@ -68,8 +72,8 @@ def trips_for(trackers: int) -> list[Any]:
                     "origin": {"name": "Gudang KPU Jombang", "lat": BASE[0], "lon": BASE[1], "radius_m": 150},
                     "destination": {"name": f"PPK {t}", "lat": dest[0], "lon": dest[1], "radius_m": 150},
                     "route": [list(BASE), list(dest)],
-                    "depart_after": T0 - 60,
-                    "arrive_by": T0 + 30 * 86400,
+                    "depart_after": t0 - 60,
+                    "arrive_by": t0 + days * 86400,
                 }
             )
         )
