@@ -70,9 +70,6 @@ class Planner(TripPlanner):
             t_prev_arrive_by = 0.0
             for leg in range(1, cfg.legs + 1):
                 a, b = chain[leg - 1], chain[leg]
-                route_ll, route_xy = self.planned_route(a, b)
-                route = self.net.route(a, b)
-                stops = self.allowed_stops(a, b)
                 if leg == 1:
                     slot = ppk_order.index(chain[1]) % 6
                     depart = self.start + cfg.lead_s + slot * 25 * 60 + int(rng.integers(0, 20)) * 60
@@ -81,27 +78,7 @@ class Planner(TripPlanner):
                     depart = (
                         next_wib(t_prev_arrive_by + 4 * 3600, hour) + int(rng.integers(0, 90 if leg == 2 else 45)) * 60
                     )
-                nominal = route.path.length / (32 / 3.6) + 300 * len(stops)
-                slack = max(1800.0, 0.5 * nominal)
-                arrive_by = depart + math.ceil((nominal + slack) / 300) * 300
-                t_prev_arrive_by = arrive_by
-                spec.trips.append(
-                    TripSpec(
-                        trip_id=f"{spec.crate_id}-L{leg}",
-                        tracker_id=spec.tracker_id,
-                        crate_id=spec.crate_id,
-                        leg=leg,
-                        district=b.district,
-                        origin=a,
-                        destination=b,
-                        route=route_ll,
-                        route_xy=route_xy,
-                        stops=stops,
-                        depart_after=float(depart),
-                        arrive_by=float(arrive_by),
-                        config=cfg,
-                    )
-                )
+                t_prev_arrive_by = self.add_leg(spec, a, b, depart)
         # The last leg's destination may be opened from an hour after the latest planned arrival of that leg.
         last = [s.trips[-1] for s in specs]
         open_after = float(math.ceil((max(t.arrive_by for t in last) + 3600) / 3600) * 3600)
@@ -139,33 +116,40 @@ class Planner(TripPlanner):
         t_prev = open_after + 10 * 3600
         for k, b in enumerate(back):
             a = chain[-1]
-            route_ll, route_xy = self.planned_route(a, b)
-            route = self.net.route(a, b)
-            stops = self.allowed_stops(a, b)
             depart = next_wib(t_prev, 7.0 + k) + int(rng.integers(0, 60)) * 60
-            nominal = route.path.length / (32 / 3.6) + 300 * len(stops)
-            arrive_by = depart + math.ceil((nominal + max(1800.0, 0.5 * nominal)) / 300) * 300
-            leg = len(spec.trips) + 1
-            spec.trips.append(
-                TripSpec(
-                    trip_id=f"{spec.crate_id}-L{leg}",
-                    tracker_id=spec.tracker_id,
-                    crate_id=spec.crate_id,
-                    leg=leg,
-                    district=b.district,
-                    origin=a,
-                    destination=b,
-                    route=route_ll,
-                    route_xy=route_xy,
-                    stops=stops,
-                    depart_after=float(depart),
-                    arrive_by=float(arrive_by),
-                    config=self.cfg,
-                    direction="return",
-                )
-            )
+            arrive_by = self.add_leg(spec, a, b, depart, direction="return")
             chain.append(b)
             t_prev = arrive_by + 4 * 3600
+
+    def add_leg(self, spec: TrackerSpec, a: Place, b: Place, depart: float, direction: str = "outbound") -> float:
+        """The crate's next trip, a -> b on its planned route, departing at `depart`; returns its arrive_by:
+        the drive at 32 km/h plus 5 min per allowed stop, with half of that (at least 30 min) as slack,
+        rounded up to 5 min. (planned_route and allowed_stops draw from their own seeded generators.)"""
+        route_ll, route_xy = self.planned_route(a, b)
+        route = self.net.route(a, b)
+        stops = self.allowed_stops(a, b)
+        nominal = route.path.length / (32 / 3.6) + 300 * len(stops)
+        arrive_by = depart + math.ceil((nominal + max(1800.0, 0.5 * nominal)) / 300) * 300
+        leg = len(spec.trips) + 1
+        spec.trips.append(
+            TripSpec(
+                trip_id=f"{spec.crate_id}-L{leg}",
+                tracker_id=spec.tracker_id,
+                crate_id=spec.crate_id,
+                leg=leg,
+                district=b.district,
+                origin=a,
+                destination=b,
+                route=route_ll,
+                route_xy=route_xy,
+                stops=stops,
+                depart_after=float(depart),
+                arrive_by=float(arrive_by),
+                config=self.cfg,
+                direction=direction,
+            )
+        )
+        return arrive_by
 
     def assign_incidents(self, specs: list[TrackerSpec]) -> None:
         """At most one incident per crate; types apportioned by weight, scarcest eligibility first."""
