@@ -62,16 +62,6 @@ def trip_info(r: Sequence[Any]) -> TripInfo:
     )
 
 
-def bound(trips: Sequence[TripInfo], at: float) -> TripInfo | None:
-    """kawal.trips.bound_trip on TripInfo: the latest trip that has departed by `at`, else the first."""
-    if not trips:
-        return None
-    started = [t for t in trips if t.depart_after <= at]
-    if started:
-        return max(started, key=lambda t: (t.depart_after, t.trip_id))
-    return min(trips, key=lambda t: (t.depart_after, t.trip_id))
-
-
 class TripInfoCache:
     """TripInfo per trip, read from the trip's body once per version of the trip (its updated_at and key
     columns), so recomputing the fleet does not parse every trip's route again."""

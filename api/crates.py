@@ -24,7 +24,7 @@ from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from api.crate_trips import N_STAMP, N_TRIP_INFO, STAMP, TRIP_INFO, TripInfo, TripInfoCache, bound, trip_info
+from api.crate_trips import N_STAMP, N_TRIP_INFO, STAMP, TRIP_INFO, TripInfo, TripInfoCache, trip_info
 from api.deps import AppContext
 from api.geography import kecamatan_counts
 from api.schemas import CRATE_STATES, Crate, CrateList, CrateState, DistrictCount, Fix, Summary, TrackPoint
@@ -32,6 +32,7 @@ from devices.reading import Reading
 from kawal.geodesy import distance_m
 from kawal.places import Place, Places
 from kawal.timeutil import rfc3339
+from kawal.trips import bound_trip
 
 # The state columns of a tracker, prefixed for a join (k = trackers).
 # The tracker state the view shows (ingest/latest.py keeps it; the seq columns only order it), and the
@@ -238,7 +239,7 @@ def all_crates(ctx: AppContext, trips: TripInfoCache | None = None, previous: Fl
                 rows.append(was)
                 continue
         else:  # several trips: the one bound now
-            t = bound([info[m[0]] for m in members], now)
+            t = bound_trip([info[m[0]] for m in members], now)
             r = next(m for m in members if t is not None and m[0] == t.trip_id)
             trip = info[r[0]]
         row = _row(crate_id, trip, trip.tracker_id, r[N_STAMP:], open_counts, now, ctx.places)
@@ -268,7 +269,7 @@ def one_crate(ctx: AppContext, crate_id: str) -> Crate | None:
     trip: TripInfo | None = None
     if joined:
         infos = [(trip_info(r), tuple(r[N_TRIP_INFO:])) for r in joined]
-        trip = bound([i for i, _ in infos], now)
+        trip = bound_trip([i for i, _ in infos], now)
         tracker_id: str | None = trip.tracker_id if trip is not None else None
         k: tuple[Any, ...] | None = next(s for i, s in infos if i is trip)
     else:

@@ -6,7 +6,8 @@ import json
 import re
 import sys
 import time
-from typing import Annotated, Any, Literal
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -267,8 +268,19 @@ class TripRepository:
         return [Trip.model_validate(json.loads(r["body"])) for r in self.db.conn().execute(q, args)]
 
 
-def bound_trip(trips: list[Trip], at: float) -> Trip | None:
-    """The trip a tracker is bound to at time `at` (CONTRACT 2.2).
+class _Scheduled(Protocol):
+    @property
+    def trip_id(self) -> str: ...
+    @property
+    def depart_after(self) -> float: ...
+
+
+_T = TypeVar("_T", bound=_Scheduled)
+
+
+def bound_trip(trips: Sequence[_T], at: float) -> _T | None:
+    """The trip a tracker is bound to at time `at` (CONTRACT 2.2), of Trips or anything with their
+    `trip_id` and `depart_after` (the crate view's TripInfo).
 
     The latest trip whose depart_after has passed; before the first departure, the first trip
     (its crate is then in storage at that trip's origin).
