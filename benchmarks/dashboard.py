@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import sync_playwright
 
 from benchmarks.latency import position, trip_body
+from benchmarks.output import print_result
 from simulators.harness import LocalKawal
 from tests.browser import CHROMIUM_ARGS
 
@@ -186,12 +187,7 @@ def main() -> None:
     ap.add_argument("--css", help="extra CSS for the page (to see what a style costs)")
     ap.add_argument("--profile", action="store_true", help="print where the page spends its time while live")
     args = ap.parse_args()
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for key, v in res.items():
-            print(f"{key:>24}: {v}")
+    print_result(run(args), args.json, 24)
 
 
 if __name__ == "__main__":

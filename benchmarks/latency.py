@@ -29,6 +29,7 @@ import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from benchmarks.output import print_result
 from simulators.harness import LocalKawal
 
 BASE = (-7.546, 112.233)  # KPU Jombang warehouse
@@ -237,12 +238,7 @@ def main() -> None:
         help="KAWAL_X=value for the service (repeatable)",
     )
     args = ap.parse_args()
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for k, v in res.items():
-            print(f"{k:>20}: {v}")
+    print_result(run(args), args.json)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ phases as its log reports them.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from anomaly.engine import DetectionEngine
+from benchmarks.output import print_result
 from devices.reading import Reading
 from ingest.readings import ReadingStore
 from kawal.detection import SerialDetector
@@ -127,12 +127,7 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=30.0, help="seconds between a tracker's readings")
     ap.add_argument("--json", action="store_true", help="print the result as one JSON line")
     args = ap.parse_args()
-    res = run(args)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        for key, v in res.items():
-            print(f"{key:>20}: {v}")
+    print_result(run(args), args.json)
 
 
 if __name__ == "__main__":
