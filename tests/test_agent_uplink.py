@@ -15,7 +15,6 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from devices.agent.agent import Agent
-from devices.agent.queue import ReadingQueue
 from tests.agent_harness import Observer, agent_config
 from tests.servers import Mosquitto, free_port, wait_for
 from tests.test_agent_parts import bounce
@@ -94,6 +93,12 @@ def test_broker_away_readings_queue_then_arrive_once_in_batches(
             timeout=30,
             what="every queued reading",
         )
+
+        # Acknowledged readings leave the queue: what stays was taken after them (the agent goes on).
+        def queued_seqs() -> list[int]:
+            return [json.loads(body)["seq"] for _, body in run.agent.store.peek(0, 1000)]
+
+        wait_for(lambda: all(seq >= total for seq in queued_seqs()), timeout=30, what="the PUBACKs processed")
     finally:
         run.stop()
     readings = observer.readings()
@@ -103,9 +108,6 @@ def test_broker_away_readings_queue_then_arrive_once_in_batches(
     assert batches, "the backlog was not sent in batches"
     assert max(len(b) for b in batches) == 7  # up to batch_max readings per message
     assert any(r.get("seal") == "tampered" for r in readings)
-    # Acknowledged readings left the queue; what is left was taken after them (the agent goes on until stopped).
-    left = [json.loads(body)["seq"] for _, body in ReadingQueue(run.agent.cfg.queue_path, 10).peek(0, 1000)]
-    assert all(seq >= total for seq in left), (total, left)
 
 
 def _tls_files(d: Path) -> tuple[Path, Path, Path]:
@@ -205,8 +207,9 @@ def test_full_queue_drops_the_oldest_and_says_so(mosquitto: Mosquitto, observer:
         run.stop()
     readings = observer.readings()
     seqs = sorted({r["seq"] for r in readings})
-    # The oldest went first, exactly as many as counted, and nothing after them was lost.
-    assert seqs[0] == dropped >= 10
+    # The oldest went first, and nothing after them was lost. (A reading already on its way when the full queue
+    # made room is counted as dropped and may still arrive, hence <=.)
+    assert 10 <= seqs[0] <= dropped
     assert seqs == list(range(seqs[0], seqs[-1] + 1))
     # Each reading says how many had been dropped when it was taken; the latest say all of them.
     assert max(r["dropped"] for r in readings) == dropped

@@ -7,6 +7,7 @@ comes from the same transaction, so a reboot neither repeats nor skips one.
 The queue is bounded: when it is full, the oldest readings are dropped to make room (the newest position
 matters most to a crate's watchers). Drops are counted in the database, logged, and the running total is
 sent in every later reading as the extra field `dropped` (CONTRACT 1.1 keeps unknown fields).
+A reading that was already on its way when it was dropped may still arrive: the count is an upper bound.
 """
 
 from __future__ import annotations
