@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from cluster.natsd import PrivateNats
-from simulators.harness import find_mosquitto, free_port
+from kawal.procs import free_port, stop_process, wait_listening
+from simulators.harness import find_mosquitto
 
 
 class ClusterError(RuntimeError):
@@ -181,23 +182,9 @@ class LocalCluster:
                     w.proc.wait()
         if self.nats is not None:
             self.nats.stop()
-        if self._mosquitto is not None and self._mosquitto.poll() is None:
-            self._mosquitto.terminate()
-            try:
-                self._mosquitto.wait(10)
-            except subprocess.TimeoutExpired:
-                self._mosquitto.kill()
-                self._mosquitto.wait()
+        stop_process(self._mosquitto, 10)
 
 
 def _wait_port(port: int, timeout: float) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise ClusterError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    if not wait_listening(port, timeout):
+        raise ClusterError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
