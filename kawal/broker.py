@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from kawal.broker_auth import BrokerAuth, BrokerAuthError, embedded_auth
+from kawal.procs import wait_listening
 from kawal.settings import Settings
 
 BrokerKind = Literal["mosquitto", "amqtt"]
@@ -309,15 +310,7 @@ class EmbeddedBroker:
 
     def _wait_listening(self, proc: subprocess.Popen[bytes], port: int) -> bool:
         # mosquitto restores its persistence file before it opens its listeners, so accepting means ready.
-        deadline = time.monotonic() + self.READY_TIMEOUT_S
-        host = _connect_host(self.host)
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                return False
-            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_listening(port, self.READY_TIMEOUT_S, proc, _connect_host(self.host))
 
     def _wait_amqtt_ready(self, proc: subprocess.Popen[bytes]) -> bool:
         assert proc.stdout is not None
