@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Literal
 
 from kawal.broker_auth import BrokerAuth, BrokerAuthError, embedded_auth
-from kawal.procs import wait_listening
+from kawal.procs import free_port, wait_listening
 from kawal.settings import Settings
 
 BrokerKind = Literal["mosquitto", "amqtt"]
@@ -100,13 +100,6 @@ def mosquitto_config(host: str, port: int, workdir: Path, auth: BrokerAuth | Non
             "",
         ]
     )
-
-
-def pick_free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -199,7 +192,7 @@ class EmbeddedBroker:
         attempts = 1 if requested else 5  # a picked port can be taken before the broker binds it
         last_error = ""
         for _ in range(attempts):
-            port = requested or pick_free_port(self.host)
+            port = requested or free_port(self.host)
             if requested and not port_is_free(self.host, port):
                 raise BrokerError(
                     f"port {port} on {self.host} is in use, so the embedded broker cannot listen there; "

@@ -42,7 +42,8 @@ STATUS_EVERY_S = 30.0
 
 def pick_port(host: str, wanted: int | None, default: int) -> int:
     """`wanted` if given (it must be free); else `default` when free; else any free port."""
-    from kawal.broker import pick_free_port, port_is_free
+    from kawal.broker import port_is_free
+    from kawal.procs import free_port
 
     if wanted:
         if not port_is_free(host, wanted):
@@ -50,7 +51,7 @@ def pick_port(host: str, wanted: int | None, default: int) -> int:
         return wanted
     if port_is_free(host, default):
         return default
-    return pick_free_port(host)
+    return free_port(host)
 
 
 @dataclass
