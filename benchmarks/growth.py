@@ -49,13 +49,14 @@ def plot(path: Path, by_trackers: list[tuple[int, float]], by_points: list[tuple
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    top = 1.15 * max(y for _, y in by_trackers + by_points)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, data, label in ((a, by_trackers, "trackers with trips"), (b, by_points, "route points per trip")):
         ax.plot([x for x, _ in data], [y for _, y in data], "o-", color="#2563eb")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.grid(True, alpha=0.3)
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, top)
     a.set_ylabel("detection CPU µs per reading")
     fig.suptitle("Detection cost per reading (all detectors), steady state")
     fig.tight_layout()
@@ -70,7 +71,12 @@ def main() -> None:
     ap.add_argument("--readings", type=int, default=300_000, help="readings per fleet-size point")
     ap.add_argument("--point-trips", type=int, default=2000, help="trips per route-length point")
     ap.add_argument("--plot", type=Path, help="write both curves to this PNG")
+    ap.add_argument("--replot", type=Path, help="only draw --plot again from a saved run's JSON line")
     args = ap.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text().strip().splitlines()[-1])
+        plot(args.plot, [tuple(p) for p in saved["by_trackers"]], [tuple(p) for p in saved["by_points"]])
+        return
     by_trackers = []
     for n in args.trackers:
         us = steady_us(n, None, max(6, args.readings // n))
