@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from anomaly.config import DetectionConfig
@@ -11,7 +12,7 @@ from anomaly.state import TrackerState, decode_states, encode_states
 from anomaly.timers import Timers
 
 
-class EngineStates:
+class EngineStates(ABC):
     """What DetectionEngine (anomaly/engine.py) keeps per tracker, and how it is saved and restored."""
 
     cfg: DetectionConfig
@@ -20,8 +21,9 @@ class EngineStates:
     _spoof: SpoofingDetector | None
     _timers: Timers
 
+    @abstractmethod
     def _reschedule(self, st: TrackerState) -> None:
-        raise NotImplementedError  # DetectionEngine queues the tracker's next deadline
+        """Queue the tracker's next deadline (DetectionEngine does)."""
 
     def tracker_state(self, tracker_id: str) -> TrackerState | None:
         return self._states.get(tracker_id)
