@@ -57,7 +57,9 @@ def kawal_factory(tmp_path: Path) -> Iterator[Callable[..., KawalServer]]:
     """Start `kawal serve` processes: kawal_factory(env={...}, name=...)."""
     started: list[KawalServer] = []
 
-    def make(env: dict[str, str] | None = None, name: str = "kawal", start: bool = True) -> KawalServer:
+    # Not "kawal": a folder of that name in a subprocess's working directory would shadow the package for
+    # `python -m kawal` under an editable install.
+    def make(env: dict[str, str] | None = None, name: str = "kawal-service", start: bool = True) -> KawalServer:
         srv = KawalServer(tmp_path / name, env=dict(env or {}))
         started.append(srv)
         return srv.start() if start else srv

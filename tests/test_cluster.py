@@ -63,7 +63,7 @@ def one_process(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) ->
     """What a single `kawal serve` (SQLite) raises and stores for the fleet."""
     work = tmp_path_factory.mktemp("single")
     broker = Mosquitto(work / "mosquitto").start()
-    server = KawalServer(work / "kawal", env={"KAWAL_MQTT_URL": broker.url, "KAWAL_CLOCK": "event"})
+    server = KawalServer(work / "kawal-single", env={"KAWAL_MQTT_URL": broker.url, "KAWAL_CLOCK": "event"})
     server.admin_token = TOKEN
     try:
         server.start()
