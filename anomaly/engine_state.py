@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from anomaly.config import DetectionConfig
 from anomaly.phase import Phase, TripPlan, bound_plan, phase_at
+from anomaly.replay import ReplayCapture
 from anomaly.spoofing import SpoofingDetector
 from anomaly.state import TrackerState, decode_states, encode_states
 from anomaly.timers import Timers
@@ -51,10 +52,11 @@ class EngineStates(ABC):
         states = self._states
         return encode_states([states[t] for t in tracker_ids if t in states])
 
-    def replay_index(self) -> bytes | None:
-        """The spoofing detector's replay index (anomaly.replay), or None when there is none yet."""
+    def replay_index(self) -> ReplayCapture | None:
+        """A copy of the spoofing detector's replay index (anomaly.replay) to encode outside the engine's
+        lock, or None when there is none yet."""
         idx = None if self._spoof is None else self._spoof.index
-        return None if idx is None else idx.dump()
+        return None if idx is None else idx.capture()
 
     def restore_replay_index(self, data: bytes) -> None:
         """Raises ValueError on a dump it cannot read."""

@@ -63,15 +63,15 @@ class ReplayIndex:
             del runs[self._order.popleft()]
 
     # ---- persistence (kawal/detection.py saves it with the detector snapshots) ---------------------------
-    def dump(self) -> bytes:
-        """The runs, oldest first: tracker names as JSON, then the hashes and values as 64-bit arrays."""
+    def capture(self) -> ReplayCapture:
+        """A copy of the runs, cheap enough to take under the engine's lock; encode it outside (a dump of
+        300,000 runs takes 150+ ms, the copy about a fifth of that)."""
         order = list(self._order)
         runs = self._runs
-        hashes = array("Q", (h & 0xFFFF_FFFF_FFFF_FFFF for h in order))
-        values = array("Q", (runs[h] for h in order))
-        names = json.dumps(self._names).encode()
-        head = len(names).to_bytes(4, "little") + len(order).to_bytes(4, "little")
-        return zlib.compress(b"KWRI1" + head + names + hashes.tobytes() + values.tobytes(), 1)
+        return ReplayCapture(order, [runs[h] for h in order], list(self._names))
+
+    def dump(self) -> bytes:
+        return self.capture().encode()
 
     def load(self, data: bytes) -> None:
         """Replace the runs with a dump's. Raises ValueError on one it cannot read."""
@@ -100,3 +100,22 @@ class ReplayIndex:
                 self._order.append(h)
         while len(self._runs) > self.limit:
             del self._runs[self._order.popleft()]
+
+
+class ReplayCapture:
+    """The runs of a ReplayIndex at one moment, oldest first, ready to encode."""
+
+    __slots__ = ("hashes", "names", "values")
+
+    def __init__(self, hashes: list[int], values: list[int], names: list[str]) -> None:
+        self.hashes = hashes
+        self.values = values
+        self.names = names
+
+    def encode(self) -> bytes:
+        """Tracker names as JSON, then the hashes and values as 64-bit arrays."""
+        hashes = array("Q", (h & 0xFFFF_FFFF_FFFF_FFFF for h in self.hashes))
+        values = array("Q", self.values)
+        names = json.dumps(self.names).encode()
+        head = len(names).to_bytes(4, "little") + len(self.hashes).to_bytes(4, "little")
+        return zlib.compress(b"KWRI1" + head + names + hashes.tobytes() + values.tobytes(), 1)

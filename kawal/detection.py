@@ -112,7 +112,7 @@ class SerialDetector:
             upto = self.readings.max_id()
             self._next_shard = (k + 1) % self.shards
             index = self.engine.replay_index() if k == 0 else None  # once a round: it changes slowly
-        self._write([(k, upto, self._round_upto, state)], index)
+        self._write([(k, upto, self._round_upto, state)], None if index is None else index.encode())
         self._last_snapshot = time.monotonic()
 
     def save_snapshot(self) -> None:
@@ -123,7 +123,7 @@ class SerialDetector:
             rows = [(k, upto, upto, self.engine.snapshot(tids[k :: self.shards])) for k in range(self.shards)]
             self._next_shard = 0
             index = self.engine.replay_index()
-        self._write(rows, index)
+        self._write(rows, None if index is None else index.encode())
         self._last_snapshot = time.monotonic()
 
     def _write(self, rows: list[tuple[int, int, int, bytes]], index: bytes | None = None) -> None:
