@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from devices.decode import Rejection
 from devices.reading import Reading
@@ -14,7 +14,6 @@ from ingest.latest import TrackerState
 from storage import Connection, Database
 
 MAX_REJECTED_PAYLOAD = 4096
-
 
 
 def truncate_payload(raw: bytes) -> bytes:
@@ -202,6 +201,14 @@ class ReadingStore:
             f"SELECT id, {_COLUMNS} FROM readings WHERE id > ? ORDER BY id LIMIT ?", (reading_id, limit)
         )
         return [(r[0], reading_from_row(r[1:])) for r in rows]
+
+    def seq_keys_after(self, reading_id: int, limit: int) -> list[tuple[int, str, float, int]]:
+        """(id, tracker_id, ts, seq) of stored readings with id > reading_id, in storage order; seq is -1 where
+        the reading had none. Plain rows: the sequence counter's replay at start reads every one of them."""
+        cur = self.db.conn().plain_cursor()
+        sql = "SELECT id, tracker_id, ts, seq FROM readings WHERE id > ? ORDER BY id LIMIT ?"
+        cur.execute(sql, (reading_id, limit))
+        return cast(list[tuple[int, str, float, int]], cur.fetchall())
 
     def max_id(self) -> int:
         return int(self.db.conn().execute("SELECT coalesce(max(id), 0) FROM readings").fetchone()[0])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from devices.reading import Reading
 from ingest.readings import ReadingStore
@@ -27,7 +27,7 @@ from storage import Database
 log = logging.getLogger(__name__)
 
 SAVE_INTERVAL_S = 5.0
-REPLAY_BATCH = 5000
+REPLAY_BATCH = 20000
 
 
 class _Run:
@@ -62,34 +62,34 @@ class SeqGaps:
 
     def observe(self, readings: Sequence[Reading]) -> None:
         """Count new readings (never duplicates: pass only what the store took as new)."""
+        self._observe([(r.tracker_id, r.ts, r.seq) for r in readings if r.seq is not None])
+
+    def _observe(self, keys: Iterable[tuple[str, float, int]]) -> None:
+        """Count (tracker_id, ts, seq) of new readings that carry a seq."""
         runs = self._runs
-        for r in readings:
-            seq = r.seq
-            if seq is None:
-                continue
-            tid = r.tracker_id
+        for tid, ts, seq in keys:
             run = runs.get(tid)
             if run is None:
-                runs[tid] = _Run(seq, r.ts)
+                runs[tid] = _Run(seq, ts)
                 self._dirty.add(tid)
                 continue
-            if seq == run.hi + 1 and r.ts >= run.max_ts:  # the usual case: the next one, no gap either way
+            if seq == run.hi + 1 and ts >= run.max_ts:  # the usual case: the next one, no gap either way
                 run.hi = seq
                 run.received += 1
-                run.max_ts = r.ts
+                run.max_ts = ts
                 self._dirty.add(tid)
                 continue
             before = run.missing
-            if seq < run.hi and r.ts > run.max_ts:  # seq went back while time went on: a reboot
-                runs[tid] = run = _Run(seq, r.ts, closed=before)
-            elif r.ts < run.min_ts and seq > run.hi:  # from a run before a reboot: not attributable
+            if seq < run.hi and ts > run.max_ts:  # seq went back while time went on: a reboot
+                runs[tid] = run = _Run(seq, ts, closed=before)
+            elif ts < run.min_ts and seq > run.hi:  # from a run before a reboot: not attributable
                 continue
             else:
                 run.lo = min(run.lo, seq)
                 run.hi = max(run.hi, seq)
                 run.received += 1
-                run.min_ts = min(run.min_ts, r.ts)
-                run.max_ts = max(run.max_ts, r.ts)
+                run.min_ts = min(run.min_ts, ts)
+                run.max_ts = max(run.max_ts, ts)
             self._total += run.missing - before
             self._dirty.add(tid)
         self.metrics.seq_missing.set(self._total)
@@ -107,8 +107,9 @@ class SeqGaps:
             self._runs[str(row[0])] = run
         self._total = sum(r.missing for r in self._runs.values())
         replayed = 0
-        while batch := self.readings.after_id(self._upto, REPLAY_BATCH):
-            self.observe([r for _, r in batch])
+        # Only the three columns counted, as plain rows: a restart may replay millions of readings.
+        while batch := self.readings.seq_keys_after(self._upto, REPLAY_BATCH):
+            self._observe([(tid, ts, seq) for _, tid, ts, seq in batch if seq >= 0])
             self._upto = batch[-1][0]
             replayed += len(batch)
         self.metrics.seq_missing.set(self._total)
