@@ -287,17 +287,22 @@ def decode_states(data: bytes) -> list[TrackerState]:
         raise ValueError("detector snapshot without tracker ids")
     tid_at = obj_names.index("tid")
     slots = set(TrackerState.__slots__) - {"tid", "sched"}
+    # Per group: its row width, and the (position, name) of the fields this version has, found once.
+    plan = [
+        (len(names), [(j, name) for j, name in enumerate(names) if name in slots], values) for names, values in groups
+    ]
+    tids = groups[2][1]
+    width = len(obj_names)
     out = []
     for i in range(n):
-        tid = groups[2][1][i * len(obj_names) + tid_at]
+        tid = tids[i * width + tid_at]
         if not isinstance(tid, str):
             raise ValueError("detector snapshot with a bad tracker id")
         st = TrackerState(tid)
-        for names, values in groups:
-            k = len(names)
-            for name, v in zip(names, values[i * k : (i + 1) * k], strict=True):
-                if name in slots:
-                    setattr(st, name, v)
+        for k, kept, values in plan:
+            base = i * k
+            for j, name in kept:
+                setattr(st, name, values[base + j])
         if st.seal_eps is not None:
             st.seal_eps = [[float(a), float(b)] for a, b in st.seal_eps]
         if st.rp_win is not None and not isinstance(st.rp_win, str):

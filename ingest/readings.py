@@ -197,10 +197,9 @@ class ReadingStore:
 
     def after_id(self, reading_id: int, limit: int) -> list[tuple[int, Reading]]:
         """Stored readings with id > reading_id, in storage order (replay, outboxes)."""
-        rows = self.db.conn().execute(
-            f"SELECT id, {_COLUMNS} FROM readings WHERE id > ? ORDER BY id LIMIT ?", (reading_id, limit)
-        )
-        return [(r[0], reading_from_row(r[1:])) for r in rows]
+        cur = self.db.conn().plain_cursor()  # tuples: a restart's replay reads millions of rows
+        cur.execute(f"SELECT id, {_COLUMNS} FROM readings WHERE id > ? ORDER BY id LIMIT ?", (reading_id, limit))
+        return [(r[0], reading_from_row(r[1:])) for r in cur.fetchall()]
 
     def seq_keys_after(self, reading_id: int, limit: int) -> list[tuple[int, str, float, int]]:
         """(id, tracker_id, ts, seq) of stored readings with id > reading_id, in storage order; seq is -1 where

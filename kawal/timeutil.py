@@ -19,14 +19,15 @@ def parse_time(value: object) -> float:
         return t
     if isinstance(value, str):
         s = value.strip()
-        try:
-            t = float(s)
-        except ValueError:
-            pass
-        else:
-            if not math.isfinite(t):
-                raise ValueError(f"time is not finite: {value!r}")
-            return t
+        if ":" not in s:  # a number as text (an RFC 3339 time always has a colon, a number never)
+            try:
+                t = float(s)
+            except ValueError:
+                pass
+            else:
+                if not math.isfinite(t):
+                    raise ValueError(f"time is not finite: {value!r}")
+                return t
         if s.endswith(("Z", "z")):
             s = s[:-1] + "+00:00"
         try:
