@@ -202,10 +202,10 @@ class ReadingStore:
         return [(r[0], reading_from_row(r[1:])) for r in cur.fetchall()]
 
     def seq_keys_after(self, reading_id: int, limit: int) -> list[tuple[int, str, float, int]]:
-        """(id, tracker_id, ts, seq) of stored readings with id > reading_id, in storage order; seq is -1 where
-        the reading had none. Plain rows: the sequence counter's replay at start reads every one of them."""
+        """(id, tracker_id, ts, seq) of stored readings with id > reading_id that carry a seq, in storage
+        order. Plain rows: the sequence counter's replay at start reads every one of them."""
         cur = self.db.conn().plain_cursor()
-        sql = "SELECT id, tracker_id, ts, seq FROM readings WHERE id > ? ORDER BY id LIMIT ?"
+        sql = "SELECT id, tracker_id, ts, seq FROM readings WHERE id > ? AND seq >= 0 ORDER BY id LIMIT ?"
         cur.execute(sql, (reading_id, limit))
         return cast(list[tuple[int, str, float, int]], cur.fetchall())
 

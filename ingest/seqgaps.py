@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 from devices.reading import Reading
 from ingest.readings import ReadingStore
+from kawal.gcpause import gc_paused
 from kawal.metrics import Metrics
 from storage import Database
 
@@ -62,12 +63,12 @@ class SeqGaps:
 
     def observe(self, readings: Sequence[Reading]) -> None:
         """Count new readings (never duplicates: pass only what the store took as new)."""
-        self._observe([(r.tracker_id, r.ts, r.seq) for r in readings if r.seq is not None])
+        self._observe([(0, r.tracker_id, r.ts, r.seq) for r in readings if r.seq is not None])
 
-    def _observe(self, keys: Iterable[tuple[str, float, int]]) -> None:
-        """Count (tracker_id, ts, seq) of new readings that carry a seq."""
+    def _observe(self, rows: Iterable[tuple[int, str, float, int]]) -> None:
+        """Count (any, tracker_id, ts, seq) of new readings that carry a seq (the stored rows' shape)."""
         runs = self._runs
-        for tid, ts, seq in keys:
+        for _, tid, ts, seq in rows:
             run = runs.get(tid)
             if run is None:
                 runs[tid] = _Run(seq, ts)
@@ -97,7 +98,8 @@ class SeqGaps:
     # -- persistence ---------------------------------------------------------------------------------------
 
     def restore(self) -> int:
-        """Load the saved state, then count the readings stored after it. Returns readings replayed."""
+        """Load the saved state, then count the readings stored after it. Returns how many were counted
+        (those with a seq)."""
         conn = self.db.conn()
         mark = conn.execute("SELECT reading_id FROM seq_gaps_mark WHERE id = 1").fetchone()
         self._upto = int(mark[0]) if mark is not None else 0
@@ -107,11 +109,12 @@ class SeqGaps:
             self._runs[str(row[0])] = run
         self._total = sum(r.missing for r in self._runs.values())
         replayed = 0
-        # Only the three columns counted, as plain rows: a restart may replay millions of readings.
-        while batch := self.readings.seq_keys_after(self._upto, REPLAY_BATCH):
-            self._observe([(tid, ts, seq) for _, tid, ts, seq in batch if seq >= 0])
-            self._upto = batch[-1][0]
-            replayed += len(batch)
+        # Only the columns counted, as plain rows: a restart may replay millions of readings.
+        with gc_paused():
+            while batch := self.readings.seq_keys_after(self._upto, REPLAY_BATCH):
+                self._observe(batch)
+                self._upto = batch[-1][0]
+                replayed += len(batch)
         self.metrics.seq_missing.set(self._total)
         return replayed
 

@@ -12,17 +12,16 @@ round's start, so the replay gives it all of them.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from anomaly.engine import DetectionEngine
 from anomaly.state import TrackerState, decode_states
 from devices.reading import Reading
 from ingest.readings import ReadingStore
+from kawal.gcpause import gc_paused
 from kawal.trips import Trip, TripRepository
 from storage import Database
 
@@ -31,20 +30,6 @@ log = logging.getLogger(__name__)
 REPLAY_BATCH = 20000
 TRIPS_POLL_S = 5.0
 SNAPSHOT_SHARDS = 16
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: loading 100,000 trips and states and replaying millions of
-    readings allocates so much that the collector would walk the whole heap again and again (the objects
-    made are freed by reference counting; the collector runs again when the block ends)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class SerialDetector:
@@ -105,10 +90,11 @@ class SerialDetector:
     def reload_trips_if_changed(self) -> None:
         version = self._read_trips_version()
         if version != self._trips_version:
-            trips = self.trips.list()
-            with self._lock:
-                self.engine.set_trips(trips)
-                self._trips_version = version
+            with gc_paused():
+                trips = self.trips.list()
+                with self._lock:
+                    self.engine.set_trips(trips)
+                    self._trips_version = version
             log.info("reloaded %d trips", len(trips))
 
     def _read_trips_version(self) -> tuple[int, float]:
