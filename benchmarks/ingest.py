@@ -26,23 +26,23 @@ import io
 import json
 import math
 import pstats
-import queue
 import shutil
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
+import orjson
+import psutil
 
 # The workload and MQTT helpers (benchmarks/ingest_workload.py) stay importable from here.
 from benchmarks.ingest_workload import (  # noqa: F401
     BASE,
     T0,
+    batched,
     create_session,
     destination,
     preload,
@@ -52,6 +52,7 @@ from benchmarks.ingest_workload import (  # noqa: F401
     workload,
 )
 from devices.registry import TrackerRegistry
+from ingest.front import MqttFront
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.pipeline import Detector, IngestPipeline, NullDetector
 from ingest.readings import ReadingStore
@@ -60,18 +61,6 @@ from kawal.metrics import Metrics
 from kawal.settings import Settings
 from storage.sqlite import SqliteDatabase
 from tests.servers import Mosquitto, VictoriaMetrics
-
-
-class AutoAckConsumer(MqttConsumer):
-    """For comparison only: paho acknowledges each message itself on receipt (what Kawal must not do)."""
-
-    def _new_client(self) -> mqtt.Client:
-        client = super()._new_client()
-        client.manual_ack_set(False)
-        return client
-
-    def ack_many(self, msgs: Sequence[InboundMessage]) -> None:
-        return None
 
 
 @dataclass
@@ -92,6 +81,35 @@ class Result:
         return self.cpu / self.readings * 1e6
 
 
+class Window:
+    """Where a run's clock starts: its first message, so a consumer's start-up (the front's child process
+    importing its modules) is not counted. The CPU of a child process is counted from there too."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        self.pid: int | None = None
+        self.child_cpu = 0.0
+
+    def mark(self, child_pid: int | None = None) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        if child_pid is not None:
+            self.pid, self.child_cpu = child_pid, self._child_cpu(child_pid)
+
+    def child_cpu_since(self) -> float:
+        return 0.0 if self.pid is None else self._child_cpu(self.pid) - self.child_cpu
+
+    @staticmethod
+    def _child_cpu(pid: int) -> float:
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+
+    @staticmethod
+    def scaled(seconds: float, n: int) -> float:
+        """Time for n messages from the time between the first and the n-th (n - 1 intervals)."""
+        return seconds * n / max(1, n - 1)
+
+
 # -- runs --------------------------------------------------------------------------------------------------
 
 
@@ -100,16 +118,19 @@ def consume(
 ) -> tuple[float, float]:
     """Queue `msgs` for the persistent session `client_id`, then reconnect it and pass each message to `handle`.
 
-    Returns (wall seconds from the reconnection until the last message was handled, CPU seconds meanwhile).
+    Returns (wall seconds from the first message until the last was handled, CPU seconds meanwhile).
     """
     create_session(broker.port, client_id)
     preload(broker.port, msgs)
     n = len(msgs)
     count = 0
+    first = Window()
     last = [0.0]
 
     def on_message(client: Any, userdata: Any, m: Any) -> None:
         nonlocal count
+        if count == 0:
+            first.mark()
         if handle is not None:
             handle(m)
         count += 1
@@ -118,19 +139,22 @@ def consume(
 
     c, props = v5_client(client_id)
     c.on_message = on_message
-    c0, t0 = time.process_time(), time.perf_counter()
     c.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
     c.loop_start()
     wait_until(lambda: count >= n)
-    cpu = time.process_time() - c0
+    cpu = time.process_time() - first.cpu
     c.disconnect()
     c.loop_stop()
-    return last[0] - t0, cpu
+    return first.scaled(last[0] - first.wall, n), cpu
 
 
-def run_bare(broker: Mosquitto, msgs: list[tuple[str, bytes]]) -> Result:
-    seconds, cpu = consume(broker, "bench-bare", msgs)
-    return Result("bare paho subscriber (count only)", len(msgs), len(msgs), seconds, cpu)
+def run_bare(
+    broker: Mosquitto, msgs: list[tuple[str, bytes]], readings: int, batch: int, parse: bool = False
+) -> Result:
+    """paho counting messages (the ceiling), or also parsing each payload's JSON (a batch's floor)."""
+    seconds, cpu = consume(broker, "bench-bare", msgs, (lambda m: orjson.loads(m.payload)) if parse else None)
+    name = "bare paho subscriber + orjson.loads" if parse else "bare paho subscriber (count only)"
+    return Result(f"{name} [{batch}]", len(msgs), readings, seconds, cpu)
 
 
 def run_kawal(
@@ -140,7 +164,7 @@ def run_kawal(
     name: str,
     detector_factory: Callable[[], Detector],
     profile: bool,
-    consumer_class: type[MqttConsumer] = MqttConsumer,
+    consumer_class: type[MqttConsumer] | type[MqttFront] = MqttConsumer,
 ) -> Result:
     # A fresh session and database per run: a reused one would find every reading already stored.
     client_id = f"bench-kawal-{uuid.uuid4().hex[:12]}"
@@ -152,7 +176,14 @@ def run_kawal(
     db = SqliteDatabase(db_path)
     store = ReadingStore(db)
     box: list[IngestPipeline] = []
-    consumer = consumer_class(settings, broker.url, lambda m: box[0].submit(m), metrics)
+    first = Window()
+
+    def submit(m: InboundMessage) -> None:
+        if not first.wall:
+            first.mark(consumer.pid if isinstance(consumer, MqttFront) else None)
+        box[0].submit(m)
+
+    consumer = consumer_class(settings, broker.url, submit, metrics)
     pipeline = IngestPipeline(db, store, TrackerRegistry(db), detector_factory(), WallClock(), metrics, consumer.ack)
     box.append(pipeline)
     prof = cProfile.Profile() if profile else None
@@ -165,15 +196,15 @@ def run_kawal(
         pipeline._handle = profiled  # type: ignore[method-assign]
     n = len(msgs)
     pipeline.start()
-    c0, t0 = time.process_time(), time.perf_counter()
     consumer.start()
     wait_until(lambda: pipeline.messages_done >= n)
-    elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - c0
+    elapsed = first.scaled(time.perf_counter() - first.wall, n)
+    cpu = time.process_time() - first.cpu + first.child_cpu_since()
     consumer.stop()
     pipeline.stop()
     stored = store.count()
-    assert stored == n, (stored, n)
+    expected = sum(len(orjson.loads(p)) if p[:1] == b"[" else 1 for _, p in msgs)
+    assert stored == expected, (stored, expected)
     batches = metrics.registry.get_sample_value("kawal_ingest_batch_seconds_count") or 1
     print(f"  ({name}: {n / batches:.0f} messages per batch on average)", flush=True)
     if prof is not None:
@@ -210,50 +241,6 @@ def run_naive(broker: Mosquitto, vm: VictoriaMetrics, msgs: list[tuple[str, byte
     return Result("naive: json+pydantic+Point+sync write", len(msgs), len(msgs), seconds, cpu)
 
 
-def run_acks(broker: Mosquitto, msgs: list[tuple[str, bytes]], consumer_class: type[MqttConsumer], i: int) -> Result:
-    """MqttConsumer and a worker that batches like the pipeline and only acknowledges: the ack path alone."""
-    client_id = f"bench-acks-{uuid.uuid4().hex[:12]}"
-    create_session(broker.port, client_id)
-    preload(broker.port, msgs)
-    settings = Settings(mqtt_url=broker.url, mqtt_client_id=client_id)
-    inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
-    consumer = consumer_class(settings, broker.url, inbox.put, Metrics())
-    n = len(msgs)
-    done = 0
-
-    def worker() -> None:
-        nonlocal done
-        while done < n:
-            batch = [inbox.get()]
-            while len(batch) < 2000:
-                try:
-                    batch.append(inbox.get_nowait())
-                except queue.Empty:
-                    break
-            consumer.ack_many(batch)
-            done += len(batch)
-
-    thread = threading.Thread(target=worker, daemon=True)
-    thread.start()
-    c0, t0 = time.process_time(), time.perf_counter()
-    consumer.start()
-    thread.join(600)
-    elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    consumer.stop()
-    label = "Kawal: client.ack after each batch" if consumer_class is MqttConsumer else "paho acks on receipt"
-    return Result(f"acks: {label} #{i}", n, n, elapsed, cpu)
-
-
-def print_acks(runs: dict[str, list[Result]], a: argparse.Namespace) -> None:
-    print(f"\nAcknowledging {a.messages:,} QoS 1 messages in pipeline-sized batches; medians of {a.rounds} rounds\n")
-    print(f"{'run':<45} {'messages/s':>11} {'CPU µs/msg':>11}")
-    for name, rs in runs.items():
-        rate = sorted(r.rate for r in rs)[len(rs) // 2]
-        cpu = sorted(r.cpu_us for r in rs)[len(rs) // 2]
-        print(f"{name:<45} {rate:>11,.0f} {cpu:>11.1f}")
-
-
 def engine_factory(trackers: int) -> Callable[[], Detector] | None:
     try:
         from anomaly.engine import DetectionEngine
@@ -270,69 +257,79 @@ def engine_factory(trackers: int) -> Callable[[], Detector] | None:
     return make
 
 
+def run_size(
+    broker: Mosquitto, workdir: Path, a: argparse.Namespace, batch: int, i: int, engine: Callable[[], Detector] | None
+) -> list[Result]:
+    """One round at one batch size: the bare subscriber, then Kawal's ingest three ways."""
+    msgs = batched(workload(a.messages, a.trackers), batch)
+    tag = f"[{batch}] #{i}"
+    out = [run_bare(broker, msgs, a.messages, batch)]
+    if batch > 1:
+        out.append(run_bare(broker, msgs, a.messages, batch, parse=True))
+    out.append(run_kawal(broker, msgs, workdir, f"kawal in-process, NullDetector {tag}", NullDetector, a.profile))
+    if engine is not None:
+        out.append(run_kawal(broker, msgs, workdir, f"kawal in-process + detectors {tag}", engine, a.profile))
+        front = f"kawal (MQTT front process) + detectors {tag}"
+        out.append(run_kawal(broker, msgs, workdir, front, engine, a.profile, MqttFront))
+    return out
+
+
+def print_table(runs: dict[str, list[Result]], a: argparse.Namespace, batch: int) -> None:
+    mine = {name: rs for name, rs in runs.items() if name.endswith(f"[{batch}]")}
+    best = {name: max(rs, key=lambda r: r.rate) for name, rs in mine.items()}
+    cpu = {name: sorted(r.cpu_us for r in rs)[len(rs) // 2] for name, rs in mine.items()}
+    bare_name = next(iter(best))
+    bare = best[bare_name]
+    shape = "single-reading messages" if batch == 1 else f"messages of {batch} readings"
+    print(
+        f"\nIngest: {a.messages:,} readings in {shape} from {a.trackers} trackers at QoS 1 through one mosquitto "
+        f"(max_inflight_messages {a.inflight}); best of {a.rounds} rounds\n"
+    )
+    print(f"{'run':<52} {'readings/s':>11} {'vs bare':>8} {'CPU µs/rd':>10} {'CPU vs bare':>12}")
+    for name, r in best.items():
+        ratio = cpu[bare_name] / cpu[name]
+        print(f"{name:<52} {r.rate:>11,.0f} {r.rate / bare.rate:>8.0%} {cpu[name]:>10.1f} {ratio:>12.0%}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--messages", type=int, default=100_000)
+    ap.add_argument("--messages", type=int, default=100_000, help="readings per run")
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 100], help="readings per message, one table each")
     ap.add_argument("--naive-messages", type=int, default=10_000)
     ap.add_argument("--trackers", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the best of each is kept")
     ap.add_argument("--inflight", type=int, default=20, help="mosquitto max_inflight_messages (its default: 20)")
     ap.add_argument("--profile", action="store_true", help="cProfile the Kawal ingest worker")
-    ap.add_argument(
-        "--acks",
-        action="store_true",
-        help="only compare the cost of acknowledging: after each batch vs paho acking on receipt",
-    )
+    ap.add_argument("--acks", action="store_true", help="the acknowledgement path alone (benchmarks/ingest_acks.py)")
     a = ap.parse_args(argv)
+    if a.acks:
+        from benchmarks import ingest_acks
+
+        args = ["--messages", str(a.messages), "--rounds", str(a.rounds), "--inflight", str(a.inflight)]
+        return ingest_acks.main(args)
 
     workdir = Path(tempfile.mkdtemp(prefix="kawal-bench-"))
     broker = Mosquitto(workdir / "mosquitto", extra_config=f"max_inflight_messages {a.inflight}\n").start()
     vm = VictoriaMetrics(workdir / "vm").start()
     runs: dict[str, list[Result]] = {}
     try:
-        msgs = workload(a.messages, a.trackers)
         engine = engine_factory(a.trackers)
         for i in range(a.rounds):
-            if a.acks:
-                for r in (run_acks(broker, msgs, MqttConsumer, i), run_acks(broker, msgs, AutoAckConsumer, i)):
+            for batch in a.batch:
+                for r in run_size(broker, workdir, a, batch, i, engine):
                     runs.setdefault(r.name.split(" #")[0], []).append(r)
-                    print(f"  {r.name}: {r.rate:,.0f} messages/s, {r.cpu_us:.1f} CPU µs/message", flush=True)
-                continue
-            for r in (
-                run_bare(broker, msgs),
-                run_kawal(broker, msgs, workdir, f"kawal ingest, NullDetector #{i}", NullDetector, a.profile),
-                *(
-                    [run_kawal(broker, msgs, workdir, f"kawal ingest + DetectionEngine #{i}", engine, a.profile)]
-                    if engine is not None
-                    else []
-                ),
-            ):
-                runs.setdefault(r.name.split(" #")[0], []).append(r)
-                print(f"  {r.name}: {r.rate:,.0f} readings/s, {r.cpu_us:.1f} CPU µs/reading", flush=True)
-        if a.acks:
-            print_acks(runs, a)
-            return 0
+                    print(f"  {r.name}: {r.rate:,.0f} readings/s, {r.cpu_us:.1f} CPU µs/reading", flush=True)
         naive = run_naive(broker, vm, workload(a.naive_messages, a.trackers))
-        runs[naive.name] = [naive]
     finally:
         broker.stop()
         vm.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-
-    best = {name: max(rs, key=lambda r: r.rate) for name, rs in runs.items()}
-    cpu = {name: sorted(r.cpu_us for r in rs)[len(rs) // 2] for name, rs in runs.items()}
-    bare_name = next(iter(best))
-    bare, naive = best[bare_name], best[naive.name]
-    print(
-        f"\nIngest: {a.messages:,} single-reading JSON messages from {a.trackers} trackers at QoS 1 through "
-        f"one mosquitto (max_inflight_messages {a.inflight}); best of {a.rounds} rounds\n"
-    )
-    print(f"{'run':<40} {'readings/s':>11} {'vs bare':>8} {'vs naive':>9} {'CPU µs/rd':>10} {'CPU vs bare':>12}")
-    for name, r in best.items():
-        print(
-            f"{name:<40} {r.rate:>11,.0f} {r.rate / bare.rate:>8.0%} {r.rate / naive.rate:>8.1f}x "
-            f"{cpu[name]:>10.1f} {cpu[bare_name] / cpu[name]:>12.0%}"
-        )
+    for batch in a.batch:
+        print_table(runs, a, batch)
+    singles = [max(rs, key=lambda r: r.rate) for name, rs in runs.items() if name.endswith("[1]")]
+    for r in singles:
+        print(f"{r.name.split(' [')[0]:<52} {r.rate / naive.rate:>6.1f}x the naive writer")
+    print(f"{naive.name:<52} {naive.rate:>11,.0f} readings/s, {naive.cpu_us:.1f} CPU µs/reading")
     return 0
 
 

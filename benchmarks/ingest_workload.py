@@ -56,6 +56,20 @@ def workload(n: int, trackers: int, t0: float = T0, heading: bool = True) -> lis
     return msgs
 
 
+def batched(msgs: list[tuple[str, bytes]], size: int) -> list[tuple[str, bytes]]:
+    """The same readings as messages of `size` readings (JSON arrays) per tracker, trackers taking turns."""
+    if size <= 1:
+        return msgs
+    by_topic: dict[str, list[bytes]] = {}
+    for topic, payload in msgs:
+        by_topic.setdefault(topic, []).append(payload)
+    chunks = {t: [ps[i : i + size] for i in range(0, len(ps), size)] for t, ps in by_topic.items()}
+    out: list[tuple[str, bytes]] = []
+    for k in range(max((len(c) for c in chunks.values()), default=0)):
+        out.extend((t, b"[" + b",".join(c[k]) + b"]") for t, c in chunks.items() if k < len(c))
+    return out
+
+
 def trips_for(trackers: int, t0: float = T0, days: float = 30) -> list[Trip]:
     """One trip per tracker, warehouse to its PPK, departing a minute before `t0`, due `days` after it."""
     from kawal.trips import Trip

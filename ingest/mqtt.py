@@ -154,14 +154,18 @@ class MqttConsumer:
         paho queues each PUBACK and wakes its network thread, which writes whatever is queued in one go;
         benchmarks/ingest.py measures this against one packed write per batch (see docs/ingest.md).
         """
+        self.ack_ids([(m.mid, m.qos, m.session) for m in msgs])
+
+    def ack_ids(self, ids: Sequence[tuple[int, int, int]]) -> None:
+        """`ack_many` by (mid, qos, session): the MQTT front process gets its acknowledgements this way."""
         with self._lock:
             client = self._client
             if client is None:
                 return
-            session = self._session
-            for m in msgs:
-                if m.qos == 1 and m.session == session:
-                    client.ack(m.mid, 1)
+            current = self._session
+            for mid, qos, session in ids:
+                if qos == 1 and session == current:
+                    client.ack(mid, 1)
 
     # -- connection management -----------------------------------------------------------------------------
 

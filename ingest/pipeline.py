@@ -25,6 +25,7 @@ from devices.decode import INTERNAL_ERROR, Decoded, Rejection, decode_message
 from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.flood import FloodGuard
+from ingest.front import MqttFront
 from ingest.mqtt import InboundMessage, MqttConsumer
 from ingest.readings import ReadingStore
 from ingest.seqgaps import SeqGaps
@@ -117,7 +118,7 @@ class IngestPipeline:
         self.metrics = metrics
         self.ack = ack
         owner = getattr(ack, "__self__", None)
-        self._consumer = owner if isinstance(owner, MqttConsumer) and ack == owner.ack else None
+        self._consumer = owner if isinstance(owner, (MqttConsumer, MqttFront)) and ack == owner.ack else None
         if ack_many is None and self._consumer is not None:
             ack_many = self._consumer.ack_many  # the consumer's batched acks: one write per batch
         self.ack_many = ack_many

@@ -27,6 +27,7 @@ from api.auth import TokenStore
 from api.deps import AppContext
 from devices.registry import TrackerRegistry
 from ingest.flood import FloodGuard
+from ingest.front import MqttFront
 from ingest.influx import InfluxForwarder
 from ingest.mqtt import MqttConsumer
 from ingest.pipeline import IngestPipeline
@@ -95,7 +96,7 @@ class Service:
         self.clock: Clock = make_clock(settings.clock)
         self.mqtt_url: str | None = settings.mqtt_url
         self.broker: EmbeddedBroker | None = None
-        self.consumer: MqttConsumer | None = None
+        self.consumer: MqttConsumer | MqttFront | None = None
         self.pipeline: IngestPipeline | None = None
         self.influx: InfluxForwarder | ClusterInflux | None = None
         self.cluster: ClusterWorker | None = None
@@ -222,7 +223,8 @@ class Service:
         gaps = SeqGaps(db, readings, self.metrics)
         if replayed_gaps := gaps.restore():
             log.info("counted seq gaps in %d stored readings", replayed_gaps)
-        self.consumer = MqttConsumer(s, self.mqtt_url, self._on_message, self.metrics)
+        consumer_class = MqttFront if s.mqtt_process else MqttConsumer
+        self.consumer = consumer_class(s, self.mqtt_url, self._on_message, self.metrics)
         self.pipeline = IngestPipeline(
             db,
             readings,

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     )
     mqtt_session_expiry_s: int = Field(7 * 24 * 3600, description="MQTT 5 session expiry interval")
     mqtt_protocol: Literal["auto", "5", "3.1.1"] = Field("auto", description="MQTT protocol version")
+    mqtt_process: bool = Field(
+        True, description="receive MQTT in a child process, so decoding and detection never slow the network loop"
+    )
     embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
         "auto", description="embedded broker: a private mosquitto when installed, else amqtt"
     )
