@@ -37,10 +37,8 @@ class _Forward(logging.Handler):
         fields = dict(record.__dict__)
         fields["msg"] = record.getMessage()
         fields["args"] = None
-        if record.exc_info:
-            fields["exc_text"] = self.formatter.formatException(record.exc_info) if self.formatter else None
-            if fields["exc_text"] is None:
-                fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
+        if record.exc_info:  # a traceback does not pickle: its text does
+            fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
         fields["exc_info"] = None
         self.out.append(fields)
         self.wake.set()

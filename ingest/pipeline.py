@@ -33,6 +33,7 @@ from kawal.backoff import Backoff
 from kawal.clock import Clock, EventClock
 from kawal.metrics import Metrics
 from storage import Database, OperationalError, StorageError
+from storage.errors import storage_advice
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +42,6 @@ LINGER_S = 0.002
 LINGER_BELOW = 256  # messages: a batch this small is worth a linger when the window allows it
 RETRY_MIN_S = 0.2
 RETRY_MAX_S = 10.0
-
-
-def storage_advice(error: str, n: int, where: str) -> str:
-    """The one log line that tells an operator what to do when the store refuses writes."""
-    text = error.lower()
-    if "full" in text:
-        todo = f"free space on the filesystem of {where}"
-    elif "readonly" in text or "read-only" in text:
-        todo = f"make {where} and its folder writable again"
-    elif "malformed" in text or "not a database" in text:
-        todo = f"stop Kawal: {where} is damaged; `kawal db check` says how and how to restore it"
-    elif "locked" in text or "busy" in text:
-        todo = f"stop whatever holds a lock on {where}"
-    else:
-        todo = f"check {where}"
-    return (
-        f"cannot store {n} messages: {error}. {todo.capitalize()}; nothing is acknowledged meanwhile (the broker "
-        "keeps the messages) and Kawal retries by itself, /healthz answers 503 until then"
-    )
 
 
 class Detector(Protocol):
@@ -120,7 +102,7 @@ class IngestPipeline:
         owner = getattr(ack, "__self__", None)
         self._consumer = owner if isinstance(owner, (MqttConsumer, MqttFront)) and ack == owner.ack else None
         if ack_many is None and self._consumer is not None:
-            ack_many = self._consumer.ack_many  # the consumer's batched acks: one write per batch
+            ack_many = self._consumer.ack_many  # one call per batch
         self.ack_many = ack_many
         # None: linger only in front of an MQTT 5 consumer (see _gather); 0 never; > 0 always.
         self.linger_s = linger_s

@@ -22,3 +22,22 @@ class OperationalError(StorageError):
 class CorruptError(OperationalError):
     """The database file is damaged. Retried like any unavailability (nothing is acknowledged meanwhile), but
     only a restore or a salvage by the operator ends it (`kawal db check`)."""
+
+
+def storage_advice(error: str, n: int, where: str) -> str:
+    """The one log line that tells an operator what to do when the store refuses writes."""
+    text = error.lower()
+    if "full" in text:
+        todo = f"free space on the filesystem of {where}"
+    elif "readonly" in text or "read-only" in text:
+        todo = f"make {where} and its folder writable again"
+    elif "malformed" in text or "not a database" in text:
+        todo = f"stop Kawal: {where} is damaged; `kawal db check` says how and how to restore it"
+    elif "locked" in text or "busy" in text:
+        todo = f"stop whatever holds a lock on {where}"
+    else:
+        todo = f"check {where}"
+    return (
+        f"cannot store {n} messages: {error}. {todo.capitalize()}; nothing is acknowledged meanwhile (the broker "
+        "keeps the messages) and Kawal retries by itself, /healthz answers 503 until then"
+    )
