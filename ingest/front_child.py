@@ -8,11 +8,11 @@ from __future__ import annotations
 import logging
 import pickle
 import threading
-import time
 from collections import deque
 from multiprocessing.connection import Connection
 from typing import Any
 
+from devices.decode import may_open_seal
 from ingest.mqtt import InboundMessage, MqttConsumer
 from kawal.metrics import Metrics
 from kawal.settings import Settings
@@ -51,6 +51,7 @@ class _Child:
         self.queue: deque[MessageTuple] = deque()
         self.logs: deque[dict[str, Any]] = deque()
         self.wake = threading.Event()
+        self.urgent = threading.Event()  # a seal may be open: send without the linger
         self.signalled = False
         self.done = threading.Event()
         self.consumer = MqttConsumer(settings, url, self.on_message, Metrics())
@@ -59,6 +60,8 @@ class _Child:
     def on_message(self, m: InboundMessage) -> None:
         # On paho's network thread: append, and wake the sender only for the first message of a batch.
         self.queue.append((m.topic, m.payload, m.mid, m.qos, m.received_at, m.retain, m.session))
+        if may_open_seal(m.payload):
+            self.urgent.set()
         if not self.signalled:
             self.signalled = True
             self.wake.set()
@@ -76,7 +79,8 @@ class _Child:
         """The sender thread: logs, status changes and message batches, in that order, until stopped."""
         while not self.done.is_set():
             if self.wake.wait(STATUS_EVERY_S):
-                time.sleep(LINGER_S)
+                self.urgent.wait(LINGER_S)
+            self.urgent.clear()
             self.wake.clear()
             self.signalled = False  # before draining: a message appended from here on wakes the next round
             if not self.flush():

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from devices.decode import INTERNAL_ERROR, Decoded, Rejection, decode_message
+from devices.decode import INTERNAL_ERROR, Decoded, Rejection, decode_message, may_open_seal
 from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.flood import FloodGuard
@@ -116,6 +116,7 @@ class IngestPipeline:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._abort = threading.Event()
+        self._urgent = threading.Event()  # a seal may be open in what is queued: cut the linger short
         self.store_error: str | None = None  # the last storage failure, until a store succeeds (for /healthz)
         self._in_hand_since: float | None = None  # received_at of the oldest message being handled
         self.messages_done = 0  # messages fully handled (stored and acknowledged), for tests and benchmarks
@@ -125,6 +126,8 @@ class IngestPipeline:
     def submit(self, msg: InboundMessage) -> None:
         """Queue a message. Never blocks: this runs on paho's network thread."""
         self._queue.put(msg)
+        if may_open_seal(msg.payload):
+            self._urgent.set()
 
     def queued(self) -> int:
         return self._queue.qsize()
@@ -210,7 +213,8 @@ class IngestPipeline:
         if len(batch) < LINGER_BELOW:
             linger = self._linger()
             if linger > 0:
-                time.sleep(linger)
+                self._urgent.wait(linger)
+                self._urgent.clear()
                 return self._drain(batch)
         return False
 

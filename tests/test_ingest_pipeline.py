@@ -259,3 +259,18 @@ def test_stop_without_drain_leaves_the_queue_unacked(tmp_path: Path) -> None:
     assert len(rig.acked) <= pipeline_mod.MAX_BATCH_MESSAGES
     assert rig.p.messages_done == len(rig.acked)
     assert rig.store.count() == len(rig.acked)  # what was not acknowledged was not stored either
+
+
+def test_a_seal_break_cuts_the_linger_short(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.p.linger_s = 60.0  # a batch waits this long for company, unless a seal may be open in it
+    rig.p.start()
+    try:
+        rig.send(tel("TRK-A"), {"ts": NOW - 10, "seq": 1, "seal": "closed"})
+        time.sleep(0.5)
+        assert rig.acked == [], "the lone closed reading is still lingering"
+        rig.send(tel("TRK-B"), {"ts": NOW - 10, "seq": 1, "seal": "open"})
+        wait_for(lambda: len(rig.acked) == 2, 20)
+        assert {r.seal for r in rig.detector.readings} == {"closed", "open"}
+    finally:
+        rig.p.stop()
