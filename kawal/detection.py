@@ -90,11 +90,10 @@ class SerialDetector:
     def reload_trips_if_changed(self) -> None:
         version = self._read_trips_version()
         if version != self._trips_version:
-            with gc_paused():
-                trips = self.trips.list()
-                with self._lock:
-                    self.engine.set_trips(trips)
-                    self._trips_version = version
+            trips = self.trips.list()
+            with self._lock:
+                self.engine.set_trips(trips)
+                self._trips_version = version
             log.info("reloaded %d trips", len(trips))
 
     def _read_trips_version(self) -> tuple[int, float]:
