@@ -113,15 +113,22 @@ class RouteIndex:
         for i in range(hint, hi):
             d2 = seg_dist2(xs[i], ys[i], xs[i + 1], ys[i + 1], x, y)
             if d2 <= thr2:
-                # Move on to the nearest segment ahead, so the hint keeps up with the crate: on a route of
-                # short segments the first one within the corridor lies far behind, and every later search
-                # would walk the same stretch again.
-                while i + 1 < n:
-                    nd2 = seg_dist2(xs[i + 1], ys[i + 1], xs[i + 2], ys[i + 2], x, y)
-                    if nd2 > d2:
-                        break
-                    i += 1
-                    d2 = nd2
+                # Move on towards the nearest segment ahead, so the hint keeps up with the crate: on a route
+                # of short segments the first one within the corridor lies far behind. Strides double while
+                # they land closer and halve when they overshoot, so a crate k segments on costs about
+                # 2 log2(k) distance checks, not k. Any segment within the corridor is a correct answer;
+                # the stride only decides how soon one near the crate is found.
+                step = 1
+                while step:
+                    j = i + step
+                    if j < n:
+                        nd2 = seg_dist2(xs[j], ys[j], xs[j + 1], ys[j + 1], x, y)
+                        if nd2 <= d2:
+                            i = j
+                            d2 = nd2
+                            step *= 2
+                            continue
+                    step //= 2
                 return i
         for i in range(hint - 1, lo - 1, -1):
             if seg_dist2(xs[i], ys[i], xs[i + 1], ys[i + 1], x, y) <= thr2:
