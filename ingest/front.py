@@ -107,7 +107,10 @@ class MqttFront:
         backoff = Backoff(RESTART_MIN_S, RESTART_MAX_S)
         while not self._stopping.is_set():
             started = time.monotonic()
-            self._run_child()
+            try:
+                self._run_child()
+            except Exception:  # e.g. the process could not be started: retried like a death
+                log.exception("the MQTT process failed")
             if self._stopping.is_set():
                 break
             if time.monotonic() - started > RESTART_MAX_S:

@@ -16,7 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -55,6 +55,23 @@ class InboundMessage:
     received_at: float
     retain: bool = False
     session: int = 0  # which connection delivered it; acks for an older connection are not sent
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """What the pipeline and /healthz use of a consumer: `MqttConsumer` here, or `ingest.front.MqttFront`."""
+
+    subscribed: threading.Event
+    reason: str | None
+    protocol: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def ack(self, msg: InboundMessage) -> None: ...
+
+    def ack_many(self, msgs: Sequence[InboundMessage]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,7 @@ from devices.decode import INTERNAL_ERROR, Decoded, Rejection, decode_message, m
 from devices.reading import Reading
 from devices.registry import TrackerRegistry
 from ingest.flood import FloodGuard
-from ingest.front import MqttFront
-from ingest.mqtt import InboundMessage, MqttConsumer
+from ingest.mqtt import Consumer, InboundMessage
 from ingest.readings import ReadingStore
 from ingest.seqgaps import SeqGaps
 from kawal.backoff import Backoff
@@ -100,7 +99,7 @@ class IngestPipeline:
         self.metrics = metrics
         self.ack = ack
         owner = getattr(ack, "__self__", None)
-        self._consumer = owner if isinstance(owner, (MqttConsumer, MqttFront)) and ack == owner.ack else None
+        self._consumer = owner if isinstance(owner, Consumer) and ack == owner.ack else None
         if ack_many is None and self._consumer is not None:
             ack_many = self._consumer.ack_many  # one call per batch
         self.ack_many = ack_many

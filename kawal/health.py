@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ingest.front import MqttFront
-    from ingest.mqtt import MqttConsumer
+    from ingest.mqtt import Consumer
     from ingest.pipeline import IngestPipeline
 
 
@@ -23,7 +22,7 @@ class Health:
         self.max_lag_s = max_lag_s
         self.max_queue = max_queue
         self.stores_open = False
-        self.consumer: MqttConsumer | MqttFront | None = None
+        self.consumer: Consumer | None = None
         self.pipeline: IngestPipeline | None = None
         self.was_ready = False  # "starting" until the first time everything was fine, "unavailable" after
         # Cluster mode: a worker that does not bridge MQTT has no consumer; other parts report through checks

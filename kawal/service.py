@@ -30,7 +30,7 @@ from devices.registry import TrackerRegistry
 from ingest.flood import FloodGuard
 from ingest.front import MqttFront
 from ingest.influx import InfluxForwarder
-from ingest.mqtt import MqttConsumer
+from ingest.mqtt import Consumer, MqttConsumer
 from ingest.pipeline import IngestPipeline
 from ingest.readings import ReadingStore
 from ingest.seqgaps import SeqGaps
@@ -97,7 +97,7 @@ class Service:
         self.clock: Clock = make_clock(settings.clock)
         self.mqtt_url: str | None = settings.mqtt_url
         self.broker: EmbeddedBroker | None = None
-        self.consumer: MqttConsumer | MqttFront | None = None
+        self.consumer: Consumer | None = None
         self.pipeline: IngestPipeline | None = None
         self.influx: InfluxForwarder | ClusterInflux | None = None
         self.cluster: ClusterWorker | None = None
