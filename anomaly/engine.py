@@ -35,7 +35,6 @@ from anomaly.timers import Timers
 from anomaly.trip_book import TripBook
 from anomaly.zones import ZoneIndex
 from devices.reading import Reading
-from kawal.gcpause import gc_paused
 from kawal.trips import Trip
 
 log = logging.getLogger(__name__)
@@ -82,8 +81,7 @@ class DetectionEngine(EngineStates):
 
     def set_trips(self, trips: Sequence[Trip]) -> None:
         """Replace the whole set of trips. Unchanged trips (same updated_at) keep their compiled plan."""
-        with gc_paused():  # compiling 100,000 plans allocates millions of objects
-            self._refresh(self._book.set_trips(trips, self._states))
+        self._refresh(self._book.set_trips(trips, self._states))
 
     def upsert_trip(self, trip: Trip) -> None:
         touched: set[str] = set()

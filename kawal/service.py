@@ -38,6 +38,7 @@ from kawal.audit import AuditLog
 from kawal.broker import EmbeddedBroker
 from kawal.clock import Clock, make_clock
 from kawal.detection import SerialDetector
+from kawal.gcpause import gc_paused
 from kawal.health import Health
 from kawal.metrics import Metrics
 from kawal.places import load_places
@@ -194,8 +195,9 @@ class Service:
         s = self.settings
         engine = DetectionEngine(sink=alerts.apply, config=config)
         started = time.perf_counter()
-        trip_list = trips.list()
-        engine.set_trips(trip_list)
+        with gc_paused():  # start only, before any other thread runs (see kawal/gcpause.py)
+            trip_list = trips.list()
+            engine.set_trips(trip_list)
         log.info("%d trips loaded into detection in %.1fs", len(trip_list), time.perf_counter() - started)
         detector = SerialDetector(engine, db, readings, trips, s.snapshot_interval_s)
         self.detector = detector

@@ -19,7 +19,6 @@ from pydantic import (
     model_validator,
 )
 
-from kawal.gcpause import gc_paused
 from kawal.timeutil import parse_time, rfc3339
 from storage import Connection, Database
 
@@ -266,8 +265,7 @@ class TripRepository:
         if limit is not None or offset:
             q += " LIMIT ? OFFSET ?"
             args += [_NO_LIMIT if limit is None else limit, offset]
-        with gc_paused():  # all trips at start or reload: 100,000 of them make millions of objects
-            return [Trip.model_validate(json.loads(r["body"])) for r in self.db.conn().execute(q, args)]
+        return [Trip.model_validate(json.loads(r["body"])) for r in self.db.conn().execute(q, args)]
 
 
 class _Scheduled(Protocol):
