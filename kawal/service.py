@@ -1,7 +1,8 @@
 """Builds every stage and runs them: MQTT -> decode -> store + detect -> alerts -> API and dashboard.
 
-Threads: the MQTT client's network thread (only enqueues), one ingest worker (decode, store, detect, ack),
-the InfluxDB forwarder (optional), and uvicorn for the API. Detection state is touched only under
+The MQTT client runs in a child process (ingest/front.py; KAWAL_MQTT_PROCESS=false keeps it here) whose
+relay thread only enqueues. Threads: one ingest worker (decode, store, detect, ack), the InfluxDB forwarder
+(optional), the notification workers and uvicorn for the API. Detection state is touched only under
 `SerialDetector`'s lock, so the API can hand it trip changes safely.
 """
 
