@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ingest.front_child import MessageTuple, run_front
-from ingest.mqtt import InboundMessage
+from ingest.mqtt import InboundMessage, first_protocol
 from kawal.backoff import Backoff
 from kawal.metrics import Metrics
 from kawal.settings import Settings
@@ -54,7 +54,7 @@ class MqttFront:
         self.subscribed = threading.Event()
         self.connected = threading.Event()
         self.reason: str | None = "starting the MQTT process"
-        self.protocol: str = "3.1.1" if settings.mqtt_protocol == "3.1.1" else "5"
+        self.protocol = first_protocol(settings)  # until the child says which one it settled on
         self.pid: int | None = None
         self._generation = 0
         self._send_lock = threading.Lock()

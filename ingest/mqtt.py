@@ -57,6 +57,11 @@ class InboundMessage:
     session: int = 0  # which connection delivered it; acks for an older connection are not sent
 
 
+def first_protocol(settings: Settings) -> str:
+    """The MQTT version a consumer tries first: 5, unless 3.1.1 is asked for ("auto" may fall back later)."""
+    return "3.1.1" if settings.mqtt_protocol == "3.1.1" else "5"
+
+
 @runtime_checkable
 class Consumer(Protocol):
     """What the pipeline and /healthz use of a consumer: `MqttConsumer` here, or `ingest.front.MqttFront`."""
@@ -123,7 +128,7 @@ class MqttConsumer:
         self.metrics = metrics
         self.subscribed = threading.Event()
         self.connected = threading.Event()
-        self.protocol: str = "3.1.1" if settings.mqtt_protocol == "3.1.1" else "5"
+        self.protocol = first_protocol(settings)
         self._auto = settings.mqtt_protocol == "auto"
         self._lock = threading.Lock()
         self._session = 0
