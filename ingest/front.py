@@ -59,24 +59,23 @@ class MqttFront:
         self._generation = 0
         self._send_lock = threading.Lock()
         self._ctl: Connection | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
         self._stopping = threading.Event()
-        self._reader: threading.Thread | None = None
+        self._supervisor: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._stopping.clear()
-        self._reader = threading.Thread(target=self._supervise, name="mqtt-front", daemon=True)
-        self._reader.start()
+        self._supervisor = threading.Thread(target=self._supervise, name="mqtt-front", daemon=True)
+        self._supervisor.start()
 
     def stop(self) -> None:
         """Disconnect (after every acknowledgement sent so far) and end the child process."""
         self._stopping.set()
         self._send(("stop", None))
-        if self._reader is not None:
-            self._reader.join(STOP_TIMEOUT_S + 5)
-            self._reader = None
+        if self._supervisor is not None:
+            self._supervisor.join(STOP_TIMEOUT_S + 5)
+            self._supervisor = None
 
     def ack(self, msg: InboundMessage) -> None:
         self.ack_many((msg,))
@@ -113,8 +112,8 @@ class MqttFront:
                 log.exception("the MQTT process failed")
             if self._stopping.is_set():
                 break
-            if time.monotonic() - started > RESTART_MAX_S:
-                backoff = Backoff(RESTART_MIN_S, RESTART_MAX_S)
+            if time.monotonic() - started > RESTART_MAX_S:  # it ran a while: a new failure, not the same one
+                backoff.reset()
             delay = backoff.next()
             self.reason = "the MQTT process stopped; restarting it"
             log.error("the MQTT process stopped unexpectedly; restarting it in %.1fs", delay)
@@ -134,7 +133,6 @@ class MqttFront:
         process.start()
         msgs_w.close()
         ctl_r.close()
-        self._process = process
         self.pid = process.pid
         with self._send_lock:
             self._ctl = ctl_w
