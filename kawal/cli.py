@@ -61,10 +61,23 @@ def cli(log_level: str) -> None:
 
 
 def settings_from_options(**options: Any) -> Any:
-    """KAWAL_* environment variables, overridden by the flags that were given."""
+    """KAWAL_* environment variables, overridden by the flags that were given. A value that does not validate
+    is named by its variable, one line each, instead of a traceback."""
+    from pydantic import ValidationError
+
     from kawal.settings import Settings
 
-    return Settings(**{k: v for k, v in options.items() if v is not None})
+    try:
+        return Settings(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            name = "_".join(str(p) for p in err["loc"])
+            field = Settings.model_fields.get(name)
+            secret = field is not None and "SecretStr" in str(field.annotation)  # never echo a secret
+            shown = "(hidden)" if secret else repr(err["input"])
+            lines.append(f"KAWAL_{name.upper()}={shown}: {err['msg']}")
+        raise click.UsageError("invalid settings:\n  " + "\n  ".join(lines)) from None
 
 
 @cli.command()

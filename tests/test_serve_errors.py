@@ -70,3 +70,16 @@ def test_absent_broker_is_named_at_once_and_retried(kawal_factory: Callable[...,
     finally:
         srv.stop()
         broker.stop()
+
+
+def test_invalid_settings_are_named_by_variable_not_a_traceback(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAWAL_")}
+    env.update(KAWAL_MQTT_PROCESS="maybe", KAWAL_HTTP_PORT="abc", KAWAL_DB=str(tmp_path / "kawal.db"))
+    r = subprocess.run(
+        [sys.executable, "-m", "kawal", "serve"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "KAWAL_MQTT_PROCESS='maybe': Input should be a valid boolean" in r.stderr, r.stderr
+    assert "KAWAL_HTTP_PORT='abc': Input should be a valid integer" in r.stderr, r.stderr
+    assert not (tmp_path / "kawal.db").exists()
